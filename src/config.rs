@@ -1,0 +1,178 @@
+//! Command-line flags, named and defaulted as the Go provider v1.8.2's (`--endpoint`,
+//! `--construct-pem-chain`, `-v`, ...), plus our own additions.
+//!
+//! Boolean flags take Go's `strconv.ParseBool` spellings and may be given bare
+//! (`--construct-pem-chain`) or with a value (`--construct-pem-chain=false`).
+
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+/// Parses a boolean the way Go's `strconv.ParseBool` does.
+pub fn parse_go_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        other => Err(format!("strconv.ParseBool: parsing {other:?}: invalid syntax")),
+    }
+}
+
+/// Parses a Go duration such as `5s`, `250ms`, `1m30s`, `2h`.
+pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {value:?} (examples: 5s, 250ms, 1m30s)");
+    let mut rest = value.trim();
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += Duration::try_from_secs_f64(number * seconds).map_err(|_| bad())?;
+    }
+    Ok(total)
+}
+
+#[derive(Clone, Debug, Parser)]
+#[command(name = "akv-csi-provider", about = "Azure Key Vault provider for the Secrets Store CSI driver", disable_version_flag = true)]
+pub struct Flags {
+    /// gRPC endpoint: unix:///path/azure.sock or tcp://host:port.
+    #[arg(long, default_value = "unix:///tmp/azure.sock")]
+    pub endpoint: String,
+
+    /// Print version information as JSON and exit.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = parse_go_bool, action = ArgAction::Set)]
+    pub version: bool,
+
+    /// Default cloud when a SecretProviderClass sets no cloudName.
+    #[arg(long, default_value = "AzurePublicCloud")]
+    pub cloud_name: String,
+
+    /// Order certificate chains converted from PFX leaf → intermediates → root.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true", value_parser = parse_go_bool, action = ArgAction::Set)]
+    pub construct_pem_chain: bool,
+
+    /// Also write <file>.crt and <file>.key for certificate-backed secrets.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = parse_go_bool, action = ArgAction::Set)]
+    pub write_cert_and_key_in_separate_files: bool,
+
+    /// Log as JSON lines instead of text.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = parse_go_bool, action = ArgAction::Set)]
+    pub log_format_json: bool,
+
+    /// Log verbosity (klog levels: 0 info, 2 more info, 4 debug, 5+ trace). RUST_LOG overrides.
+    #[arg(short = 'v', long = "v", default_value_t = 0)]
+    pub verbosity: u8,
+
+    /// Port of the HTTP health endpoint.
+    #[arg(long, default_value_t = 8989)]
+    pub healthz_port: u16,
+
+    /// Path of the HTTP health endpoint.
+    #[arg(long, default_value = "/healthz")]
+    pub healthz_path: String,
+
+    /// Timeout of the gRPC health check the health endpoint performs.
+    #[arg(long, default_value = "5s", value_parser = parse_go_duration)]
+    pub healthz_timeout: Duration,
+
+    /// Metrics backend; only "prometheus" (any case) is supported.
+    #[arg(long, default_value = "Prometheus")]
+    pub metrics_backend: String,
+
+    /// Port of the Prometheus /metrics endpoint.
+    #[arg(long, default_value_t = 8898)]
+    pub prometheus_port: u16,
+
+    /// Identity binding: URL of the AKS token proxy.
+    #[arg(long, default_value = "")]
+    pub token_proxy_url: String,
+
+    /// Identity binding: TLS server name of the AKS token proxy.
+    #[arg(long, default_value = "")]
+    pub sni_name: String,
+
+    /// Accepted for compatibility; upstream ignores it too.
+    #[arg(long, default_value = "")]
+    pub custom_user_agent: String,
+
+    /// Accepted for compatibility; this provider has no pprof endpoint.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = parse_go_bool, action = ArgAction::Set)]
+    pub enable_pprof: bool,
+
+    /// Accepted for compatibility (see --enable-pprof).
+    #[arg(long, default_value_t = 6060)]
+    pub pprof_port: u16,
+
+    /// Most objects of one mount fetched at the same time.
+    #[arg(long, default_value_t = 16)]
+    pub max_concurrent_fetches: usize,
+
+    /// Serve identical fetches (same identity, vault, object and version) from memory for this long.
+    /// 0 (default) turns the content cache off; concurrent identical fetches are coalesced anyway.
+    #[arg(long, default_value = "0s", value_parser = parse_go_duration)]
+    pub cache_ttl: Duration,
+
+    /// How long in-flight mounts may run after SIGTERM/SIGINT before the server stops.
+    #[arg(long, default_value = "30s", value_parser = parse_go_duration)]
+    pub shutdown_grace_period: Duration,
+
+    /// Extra PEM CA bundle trusted for Azure endpoints, in addition to the system store.
+    #[arg(long)]
+    pub extra_ca_file: Option<std::path::PathBuf>,
+
+    /// TESTING ONLY: send every Azure request (Key Vault, Entra ID, IMDS, NMI) to this base URL.
+    #[arg(long, hide = true)]
+    pub test_redirect_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_upstream() {
+        let f = Flags::try_parse_from(["akv-csi-provider"]).unwrap();
+        assert_eq!(f.endpoint, "unix:///tmp/azure.sock");
+        assert!(f.construct_pem_chain);
+        assert!(!f.write_cert_and_key_in_separate_files);
+        assert_eq!(f.healthz_port, 8989);
+        assert_eq!(f.healthz_path, "/healthz");
+        assert_eq!(f.healthz_timeout, Duration::from_secs(5));
+        assert_eq!(f.prometheus_port, 8898);
+        assert_eq!(f.cloud_name, "AzurePublicCloud");
+    }
+
+    #[test]
+    fn go_style_booleans_and_verbosity() {
+        let f = Flags::try_parse_from(["p", "--construct-pem-chain=false", "--log-format-json", "-v=5", "--write-cert-and-key-in-separate-files=True"]).unwrap();
+        assert!(!f.construct_pem_chain);
+        assert!(f.log_format_json);
+        assert!(f.write_cert_and_key_in_separate_files);
+        assert_eq!(f.verbosity, 5);
+        assert!(Flags::try_parse_from(["p", "--construct-pem-chain=yes"]).is_err());
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_go_duration("5").is_err());
+        assert!(parse_go_duration("abc").is_err());
+    }
+}

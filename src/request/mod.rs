@@ -1,0 +1,182 @@
+//! From the driver's `MountRequest` to one typed, validated [`MountRequest`].
+//!
+//! `attributes` is a JSON object of strings (SecretProviderClass parameters merged with the pod
+//! information kubelet adds), `secrets` is the nodePublishSecretRef data as a JSON object or `null`,
+//! `permission` the default file mode as a decimal string. Everything the rest of the provider
+//! needs is parsed and validated here, once, in the order the Go provider v1.8.2 checks it, so a bad
+//! SecretProviderClass fails with the same first complaint as upstream (plus the checks upstream
+//! forgot: file permission, object type, colliding paths).
+
+use std::fmt;
+
+use crate::sensitive::Sensitive;
+
+pub mod cloud;
+mod objects;
+mod parse;
+
+pub use cloud::CloudEnvironment;
+pub use parse::parse;
+
+/// Process-wide defaults that a SecretProviderClass may override.
+#[derive(Clone, Debug)]
+pub struct RequestDefaults {
+    /// `--cloud-name`, used when the `cloudName` parameter is empty.
+    pub cloud_name: String,
+}
+
+impl Default for RequestDefaults {
+    fn default() -> Self {
+        Self { cloud_name: "AzurePublicCloud".into() }
+    }
+}
+
+/// A validated mount request.
+#[derive(Clone, Debug)]
+pub struct MountRequest {
+    pub pod: PodInfo,
+    /// `secretProviderClass` attribute (absent on the v1.5 rotation path).
+    pub secret_provider_class: Option<String>,
+    /// `keyvaultName`, validated (3–24 of `[-A-Za-z0-9]`) whenever `objects` is non-empty.
+    pub vault_name: String,
+    /// `tenantID`, else `tenantId`.
+    pub tenant_id: String,
+    pub cloud: CloudEnvironment,
+    pub identity: IdentityRequest,
+    /// In SecretProviderClass order; the response lists files in this order.
+    pub objects: Vec<ObjectSpec>,
+    /// The request's `permission` (e.g. 0o644), used where an object has no `filePermission`.
+    pub default_mode: u32,
+}
+
+impl MountRequest {
+    /// `https://<vault>.<keyVaultDNSSuffix>/`
+    pub fn vault_url(&self) -> String {
+        self.cloud.vault_url(&self.vault_name)
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PodInfo {
+    pub name: String,
+    pub namespace: String,
+    pub uid: Option<String>,
+    pub service_account: Option<String>,
+}
+
+/// How the mount authenticates, with exactly the material that mode needs.
+#[derive(Clone, Debug)]
+pub enum IdentityRequest {
+    /// `clientID` set, no other mode: the pod's service-account token for audience
+    /// `api://AzureADTokenExchange` is the client assertion.
+    WorkloadIdentity { client_id: String, service_account_token: Sensitive },
+    /// `nodePublishSecretRef` with `clientid` and `clientsecret` (keys case-insensitive).
+    ServicePrincipalSecret { client_id: String, client_secret: Sensitive },
+    /// `nodePublishSecretRef` with `clientid` and `clientcert` (PEM with key, or base64 PFX).
+    ServicePrincipalCertificate { client_id: String, certificate: Sensitive },
+    /// `useVMManagedIdentity`: IMDS, system-assigned or user-assigned by client id.
+    VmManagedIdentity { user_assigned_identity_id: Option<String> },
+    /// `usePodIdentity`: aad-pod-identity NMI on the node, keyed by the pod.
+    PodIdentity,
+    /// `useAzureTokenProxy`: identity binding, token for audience `api://AKSIdentityBinding`.
+    AzureTokenProxy { client_id: String, service_account_token: Sensitive },
+}
+
+impl IdentityRequest {
+    /// Stable name for errors, logs and metric labels.
+    pub fn mode_name(&self) -> &'static str {
+        match self {
+            Self::WorkloadIdentity { .. } => "workload_identity",
+            Self::ServicePrincipalSecret { .. } => "service_principal",
+            Self::ServicePrincipalCertificate { .. } => "service_principal_certificate",
+            Self::VmManagedIdentity { .. } => "vm_managed_identity",
+            Self::PodIdentity => "pod_identity",
+            Self::AzureTokenProxy { .. } => "azure_token_proxy",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectType {
+    Secret,
+    Key,
+    Cert,
+}
+
+impl ObjectType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Secret => "secret",
+            Self::Key => "key",
+            Self::Cert => "cert",
+        }
+    }
+}
+
+impl fmt::Display for ObjectType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ObjectFormat {
+    #[default]
+    Pem,
+    Pfx,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ObjectEncoding {
+    #[default]
+    Utf8,
+    Base64,
+    Hex,
+}
+
+/// One entry of `objects`, trimmed and validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSpec {
+    pub name: String,
+    pub object_type: ObjectType,
+    /// `""` means the current version.
+    pub version: String,
+    /// `""` means "use `name` as the file name".
+    pub alias: String,
+    pub format: ObjectFormat,
+    pub encoding: ObjectEncoding,
+    /// `filePermission` parsed from octal; `None` means the request's permission.
+    pub file_mode: Option<u32>,
+    /// `objectVersionHistory`; 1 for single-version objects (upstream treats <= 1 alike).
+    pub version_history: u32,
+}
+
+impl ObjectSpec {
+    /// Path of the (first) file, relative to the mount: alias if set, else name.
+    pub fn file_name(&self) -> &str {
+        if self.alias.is_empty() { &self.name } else { &self.alias }
+    }
+
+    /// Object-version id as upstream: `<objectType>/<objectName>`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.object_type.as_str(), self.name)
+    }
+
+    pub fn is_multi_version(&self) -> bool {
+        self.version_history > 1
+    }
+}
+
+/// `objectType/objectName`, the way every error names an object.
+impl fmt::Display for ObjectSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.object_type.as_str(), self.name)
+    }
+}
+
+/// A request the provider refuses. Maps to gRPC `InvalidArgument`. The message names the
+/// parameter or the object (`objectType/objectName`) and the problem, and never contains a secret
+/// value, token or certificate.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RequestError(pub String);

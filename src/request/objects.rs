@@ -1,0 +1,1 @@
+//! objects YAML (request helper)
