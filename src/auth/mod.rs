@@ -52,11 +52,40 @@ impl Default for AuthOptions {
     }
 }
 
+/// Drops the access tokens cached for an identity, so the next `get_token` fetches a new one.
+pub type Invalidator = Arc<dyn Fn() + Send + Sync>;
+
 /// A credential resolved for one mount.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ResolvedIdentity {
     pub key: IdentityKey,
     pub credential: Arc<dyn TokenCredential>,
+    invalidator: Option<Invalidator>,
+}
+
+impl std::fmt::Debug for ResolvedIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedIdentity").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl ResolvedIdentity {
+    pub fn new(key: IdentityKey, credential: Arc<dyn TokenCredential>) -> Self {
+        Self { key, credential, invalidator: None }
+    }
+
+    pub fn with_invalidator(mut self, invalidator: Invalidator) -> Self {
+        self.invalidator = Some(invalidator);
+        self
+    }
+
+    /// Called when Key Vault rejects a token (401 on an authenticated request): the token is
+    /// dropped from every cache so it is never reused.
+    pub fn invalidate_token(&self) {
+        if let Some(invalidate) = &self.invalidator {
+            invalidate();
+        }
+    }
 }
 
 /// Why no credential could be built. Names the mode and the problem, never secret material.
@@ -79,8 +108,9 @@ impl Identities {
     }
 
     /// The credential for this mount's identity, reused when the same workload mounts again.
-    /// Builds nothing over the network; tokens are fetched lazily by the Key Vault pipeline.
-    pub fn resolve(&self, _request: &MountRequest) -> Result<ResolvedIdentity, AuthError> {
+    /// Async because a presented service-account token not yet accepted by Entra ID is exchanged
+    /// (proven) before this mount may share the identity's cached access token.
+    pub async fn resolve(&self, _request: &MountRequest) -> Result<ResolvedIdentity, AuthError> {
         Err(AuthError("identity is not built yet".into()))
     }
 }
