@@ -4,9 +4,16 @@
 //! Boolean flags take Go's `strconv.ParseBool` spellings and may be given bare
 //! (`--construct-pem-chain`) or with a value (`--construct-pem-chain=false`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::content::ContentOptions;
+use crate::keyvault::KeyVaultOptions;
+use crate::provider::ProviderOptions;
+use crate::request::RequestDefaults;
+use crate::transport::{Transport, TransportOptions};
 
 /// Parses a boolean the way Go's `strconv.ParseBool` does.
 pub fn parse_go_bool(value: &str) -> Result<bool, String> {
@@ -48,8 +55,64 @@ pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// The command line: server flags, and optional operator subcommands.
 #[derive(Clone, Debug, Parser)]
-#[command(name = "akv-csi-provider", about = "Azure Key Vault provider for the Secrets Store CSI driver", disable_version_flag = true)]
+#[command(
+    name = "akv-csi-provider",
+    about = "Azure Key Vault provider for the Secrets Store CSI driver",
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = false
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub flags: Flags,
+
+    /// Without a subcommand the provider serves the driver.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Operator tools (the server stays the default).
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Validate SecretProviderClass manifests offline, with the validator Mount uses.
+    Check {
+        /// YAML files holding SecretProviderClass documents (several documents per file allowed).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Perform a real mount against Key Vault and write the files as the driver would.
+    Mount(MountArgs),
+}
+
+/// `akv-csi-provider mount`.
+#[derive(Clone, Debug, Args)]
+pub struct MountArgs {
+    /// The SecretProviderClass manifest (the first SecretProviderClass document is used).
+    #[arg(long)]
+    pub spc: PathBuf,
+    #[arg(long, default_value = "akv-csi-debug")]
+    pub pod_name: String,
+    /// Namespace of the pod (default: the manifest's namespace, else `default`).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    #[arg(long, default_value = "default")]
+    pub service_account: String,
+    /// A service-account token (JWT) for workload identity / identity binding.
+    #[arg(long)]
+    pub service_account_token_file: Option<PathBuf>,
+    /// nodePublishSecretRef data as a YAML/JSON map (e.g. clientid, clientsecret).
+    #[arg(long)]
+    pub secrets_file: Option<PathBuf>,
+    /// Default file mode (octal), as the driver's `permission`.
+    #[arg(long, default_value = "0644")]
+    pub permission: String,
+    /// Directory to write the files into.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Clone, Debug, Args)]
 pub struct Flags {
     /// gRPC endpoint: unix:///path/azure.sock or tcp://host:port.
     #[arg(long, default_value = "unix:///tmp/azure.sock")]
@@ -141,13 +204,48 @@ pub struct Flags {
     pub test_redirect_url: Option<String>,
 }
 
+impl Flags {
+    /// The HTTP seam for every Azure call: production, or the hidden test redirect.
+    pub fn transport(&self) -> Result<Transport, String> {
+        let extra_ca_pem = match &self.extra_ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| format!("--extra-ca-file {}: {e}", path.display()))?),
+            None => None,
+        };
+        match &self.test_redirect_url {
+            Some(url) => {
+                let target = url.parse().map_err(|e| format!("--test-redirect-url {url}: {e}"))?;
+                Transport::redirect_all(target, extra_ca_pem).map_err(|e| e.to_string())
+            }
+            None => Transport::production(&TransportOptions { extra_ca_pem, ..TransportOptions::default() }).map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn provider_options(&self) -> ProviderOptions {
+        let defaults = ProviderOptions::default();
+        ProviderOptions {
+            request: RequestDefaults { cloud_name: self.cloud_name.clone() },
+            content: ContentOptions {
+                construct_pem_chain: self.construct_pem_chain,
+                write_cert_and_key_in_separate_files: self.write_cert_and_key_in_separate_files,
+            },
+            max_concurrent_fetches: self.max_concurrent_fetches.max(1),
+            auth: crate::auth::AuthOptions {
+                token_proxy_url: Some(self.token_proxy_url.clone()).filter(|s| !s.is_empty()),
+                sni_name: Some(self.sni_name.clone()).filter(|s| !s.is_empty()),
+                ..defaults.auth
+            },
+            keyvault: KeyVaultOptions { ..defaults.keyvault },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn defaults_match_upstream() {
-        let f = Flags::try_parse_from(["akv-csi-provider"]).unwrap();
+        let f = Cli::try_parse_from(["akv-csi-provider"]).unwrap().flags;
         assert_eq!(f.endpoint, "unix:///tmp/azure.sock");
         assert!(f.construct_pem_chain);
         assert!(!f.write_cert_and_key_in_separate_files);
@@ -160,12 +258,14 @@ mod tests {
 
     #[test]
     fn go_style_booleans_and_verbosity() {
-        let f = Flags::try_parse_from(["p", "--construct-pem-chain=false", "--log-format-json", "-v=5", "--write-cert-and-key-in-separate-files=True"]).unwrap();
+        let f = Cli::try_parse_from(["p", "--construct-pem-chain=false", "--log-format-json", "-v=5", "--write-cert-and-key-in-separate-files=True"]).unwrap().flags;
         assert!(!f.construct_pem_chain);
         assert!(f.log_format_json);
         assert!(f.write_cert_and_key_in_separate_files);
         assert_eq!(f.verbosity, 5);
-        assert!(Flags::try_parse_from(["p", "--construct-pem-chain=yes"]).is_err());
+        assert!(Cli::try_parse_from(["p", "--construct-pem-chain=yes"]).is_err());
+        let check = Cli::try_parse_from(["p", "check", "spc.yaml"]).unwrap();
+        assert!(matches!(check.command, Some(Command::Check { .. })));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! every Azure call goes through.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod content;
 pub mod keyvault;
@@ -27,3 +28,9 @@ pub mod pb {
 pub const RUNTIME_NAME: &str = "akv-csi-provider";
 /// `runtime_version` reported by `Version`: the crate's semver.
 pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Version printed by `--version`: injected at image build time (`AKV_CSI_PROVIDER_VERSION`),
+/// else the crate's semver.
+pub const BUILD_VERSION: &str = match option_env!("AKV_CSI_PROVIDER_VERSION") {
+    Some(version) => version,
+    None => env!("CARGO_PKG_VERSION"),
+};

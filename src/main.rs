@@ -1,9 +1,119 @@
-//! Binary entry point: parse flags, wire the parts together, serve.
-use clap::Parser;
+//! Binary entry point: parse flags, wire the parts together, serve (or run an operator tool).
 
-fn main() {
-    let flags = akv_csi_provider::config::Flags::parse();
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use akv_csi_provider::config::{Cli, Command, Flags};
+use akv_csi_provider::provider::Provider;
+use akv_csi_provider::request::{CloudEnvironment, RequestDefaults};
+use akv_csi_provider::server::{self, Server};
+use akv_csi_provider::telemetry::{self, HealthConfig};
+use akv_csi_provider::{BUILD_VERSION, cli};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flags = &cli.flags;
     if flags.version {
-        println!("{{\"version\":\"{}\"}}", akv_csi_provider::RUNTIME_VERSION);
+        println!("{}", serde_json::json!({ "version": BUILD_VERSION, "buildDate": option_env!("AKV_CSI_PROVIDER_BUILD_DATE").unwrap_or("") }));
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = telemetry::init_logging(flags.log_format_json, flags.verbosity) {
+        eprintln!("cannot set up logging: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match &cli.command {
+        None => runtime.block_on(serve(flags)),
+        Some(Command::Check { files }) => {
+            let (report, ok) = cli::check(files, &RequestDefaults { cloud_name: flags.cloud_name.clone() });
+            print!("{report}");
+            return if ok { ExitCode::SUCCESS } else { ExitCode::from(1) };
+        }
+        Some(Command::Mount(args)) => runtime.block_on(async {
+            let provider = Provider::new(flags.transport()?, flags.provider_options());
+            let versions = cli::mount(args, &provider).await?;
+            print!("{versions}");
+            Ok(())
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("akv-csi-provider: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves the driver until SIGTERM/SIGINT. Every listener is bound before anything is served,
+/// so a port or socket that cannot be bound is a startup error.
+async fn serve(flags: &Flags) -> Result<(), String> {
+    if !flags.metrics_backend.eq_ignore_ascii_case("prometheus") {
+        return Err(format!("unsupported metrics backend {:?}: only prometheus is supported", flags.metrics_backend));
+    }
+    CloudEnvironment::from_name(&flags.cloud_name, None).map_err(|e| format!("--cloud-name: {e}"))?;
+    if flags.enable_pprof {
+        tracing::warn!("--enable-pprof is accepted for compatibility; this provider has no pprof endpoint");
+    }
+    let endpoint = server::parse_endpoint(&flags.endpoint).map_err(|e| e.to_string())?;
+    let provider = Arc::new(Provider::new(flags.transport()?, flags.provider_options()));
+
+    let grpc = Server::bind(&endpoint).await.map_err(|e| e.to_string())?;
+    let metrics = telemetry::bind_metrics(telemetry::all_interfaces(flags.prometheus_port), telemetry::metrics())
+        .await
+        .map_err(|e| e.to_string())?;
+    let health = telemetry::bind_health(
+        telemetry::all_interfaces(flags.healthz_port),
+        HealthConfig { path: flags.healthz_path.clone(), endpoint: grpc.endpoint().clone(), timeout: flags.healthz_timeout },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tracing::info!(
+        version = BUILD_VERSION,
+        endpoint = %grpc.endpoint(),
+        metrics = %metrics.local_addr(),
+        health = %health.local_addr(),
+        "akv-csi-provider started"
+    );
+
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new connections, waiting for in-flight mounts");
+            stop.cancel();
+        }
+    });
+    let metrics_task = tokio::spawn(metrics.serve(stop.clone().cancelled_owned()));
+    let health_task = tokio::spawn(health.serve(stop.clone().cancelled_owned()));
+    let served = grpc.serve(provider, stop.clone().cancelled_owned(), flags.shutdown_grace_period).await;
+    stop.cancel();
+    let _ = tokio::join!(metrics_task, health_task);
+    served.map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, Ctrl-C is the only way out.
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
