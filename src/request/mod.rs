@@ -12,11 +12,27 @@ use std::fmt;
 use crate::sensitive::Sensitive;
 
 pub mod cloud;
+mod identity;
 mod objects;
 mod parse;
 
 pub use cloud::CloudEnvironment;
-pub use parse::parse;
+pub use identity::{IDENTITY_BINDING_AUDIENCE, SERVICE_ACCOUNT_TOKENS, WORKLOAD_IDENTITY_AUDIENCE, token_for_audience};
+pub use objects::{MAX_PATH, MAX_PATH_ELEMENT, parse_objects, validate_file_name};
+pub use parse::{parse, parse_parameters, validate_vault_name};
+
+/// Largest `attributes` JSON accepted.
+pub const MAX_ATTRIBUTES_BYTES: usize = 1024 * 1024;
+/// Largest `secrets` JSON accepted (a Kubernetes Secret is at most 1 MiB).
+pub const MAX_SECRETS_BYTES: usize = 1024 * 1024;
+/// Largest `objects` YAML accepted.
+pub const MAX_OBJECTS_YAML_BYTES: usize = 256 * 1024;
+/// Most objects one mount may list.
+pub const MAX_OBJECTS: usize = 1000;
+/// Largest `objectVersionHistory` accepted.
+pub const MAX_VERSION_HISTORY: u32 = 1000;
+/// Longest user value echoed in an error message; longer ones are cut.
+const MAX_ECHOED_CHARS: usize = 64;
 
 /// Process-wide defaults that a SecretProviderClass may override.
 #[derive(Clone, Debug)]
@@ -180,3 +196,24 @@ impl fmt::Display for ObjectSpec {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct RequestError(pub String);
+
+/// A user value cut to [`MAX_ECHOED_CHARS`] characters for an error message.
+fn short(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHOED_CHARS) {
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+        None => value.to_string(),
+    }
+}
+
+/// A JSON error as its kind and position only: serde_json's own message may quote input,
+/// which can be a secret or a token.
+fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Io => "I/O error",
+        Category::Syntax => "syntax error",
+        Category::Data => "unexpected JSON type or value",
+        Category::Eof => "unexpected end of JSON input",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
