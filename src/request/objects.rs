@@ -450,7 +450,7 @@ array:
         let bomb_array = format!("{bomb}array: *a9\n");
         let bomb_item = format!("array:\n  - |\n{}", bomb.lines().map(|l| format!("    {l}\n")).collect::<String>());
         let many_docs = "array:\n---\n".repeat(1000);
-        for yaml in [deep_flow.as_str(), &deep_flow_item, &deep_block, &deep_map, &bomb_array, &bomb_item, &many_docs] {
+        for yaml in [deep_flow.as_str(), &deep_flow_item, &deep_block, &deep_block_map, &deep_map, &bomb_array, &bomb_item, &many_docs] {
             assert!(yaml.len() <= MAX_OBJECTS_YAML_BYTES, "exercise the parser, not the size limit");
             let e = parse_objects(yaml).unwrap_err().0;
             assert!(e.contains("failed to yaml unmarshal objects") || e.contains("keyVaultObjects at index 0"), "{e}");
