@@ -20,10 +20,26 @@ pub const MAX_ENVIRONMENT_FILE_BYTES: u64 = 64 * 1024;
 
 /// Built-in clouds: name, Entra ID authority host, Key Vault DNS suffix.
 const BUILT_IN: [(&str, &str, &str); 4] = [
-    ("AzurePublicCloud", "https://login.microsoftonline.com/", "vault.azure.net"),
-    ("AzureUSGovernmentCloud", "https://login.microsoftonline.us/", "vault.usgovcloudapi.net"),
-    ("AzureChinaCloud", "https://login.chinacloudapi.cn/", "vault.azure.cn"),
-    ("AzureGermanCloud", "https://login.microsoftonline.de/", "vault.microsoftazure.de"),
+    (
+        "AzurePublicCloud",
+        "https://login.microsoftonline.com/",
+        "vault.azure.net",
+    ),
+    (
+        "AzureUSGovernmentCloud",
+        "https://login.microsoftonline.us/",
+        "vault.usgovcloudapi.net",
+    ),
+    (
+        "AzureChinaCloud",
+        "https://login.chinacloudapi.cn/",
+        "vault.azure.cn",
+    ),
+    (
+        "AzureGermanCloud",
+        "https://login.microsoftonline.de/",
+        "vault.microsoftazure.de",
+    ),
 ];
 
 /// The endpoints of one Azure cloud the provider needs.
@@ -41,18 +57,22 @@ pub struct CloudEnvironment {
 
 impl CloudEnvironment {
     pub fn public() -> Self {
-        Self::built_in("AzurePublicCloud").unwrap_or_else(|| unreachable!("AzurePublicCloud is in BUILT_IN"))
+        Self::built_in("AzurePublicCloud")
+            .unwrap_or_else(|| unreachable!("AzurePublicCloud is in BUILT_IN"))
     }
 
     /// One of the four built-in clouds, by name (any case). `None` for other names, including
     /// `AzureStackCloud`.
     pub fn built_in(name: &str) -> Option<Self> {
-        BUILT_IN.iter().find(|(n, ..)| n.eq_ignore_ascii_case(name)).map(|(n, aad, suffix)| Self {
-            name: (*n).to_string(),
-            active_directory_endpoint: (*aad).to_string(),
-            key_vault_endpoint: format!("https://{suffix}/"),
-            key_vault_dns_suffix: (*suffix).to_string(),
-        })
+        BUILT_IN
+            .iter()
+            .find(|(n, ..)| n.eq_ignore_ascii_case(name))
+            .map(|(n, aad, suffix)| Self {
+                name: (*n).to_string(),
+                active_directory_endpoint: (*aad).to_string(),
+                key_vault_endpoint: format!("https://{suffix}/"),
+                key_vault_dns_suffix: (*suffix).to_string(),
+            })
     }
 
     /// Resolves a `cloudName` (any case). `AzureStackCloud` reads `env_file`; the error says
@@ -79,13 +99,16 @@ impl CloudEnvironment {
     /// `encoding/json` does).
     pub fn from_file(path: &Path) -> Result<Self, String> {
         let shown = path.display();
-        let file = std::fs::File::open(path).map_err(|e| format!("open {shown}: {}", os_error(&e)))?;
+        let file =
+            std::fs::File::open(path).map_err(|e| format!("open {shown}: {}", os_error(&e)))?;
         let mut bytes = Vec::new();
         file.take(MAX_ENVIRONMENT_FILE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| format!("read {shown}: {}", os_error(&e)))?;
         if bytes.len() as u64 > MAX_ENVIRONMENT_FILE_BYTES {
-            return Err(format!("{shown}: environment file is larger than {MAX_ENVIRONMENT_FILE_BYTES} bytes"));
+            return Err(format!(
+                "{shown}: environment file is larger than {MAX_ENVIRONMENT_FILE_BYTES} bytes"
+            ));
         }
         Self::from_json(&bytes).map_err(|e| format!("{shown}: {e}"))
     }
@@ -95,17 +118,31 @@ impl CloudEnvironment {
         let doc: Map<String, Value> = serde_json::from_slice(bytes)
             .map_err(|e| format!("invalid environment JSON: {}", super::json_error(&e)))?;
         let field = |key: &str| -> Result<String, String> {
-            match doc.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v) {
+            match doc
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v)
+            {
                 None | Some(Value::Null) => Ok(String::new()),
                 Some(Value::String(s)) => Ok(s.trim().to_string()),
                 Some(_) => Err(format!("{key} must be a string")),
             }
         };
         let suffix = field("keyVaultDNSSuffix")?;
-        if suffix.is_empty() || !suffix.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
-            return Err(format!("keyVaultDNSSuffix {:?} is not a DNS suffix such as vault.azure.net", super::short(&suffix)));
+        if suffix.is_empty()
+            || !suffix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            return Err(format!(
+                "keyVaultDNSSuffix {:?} is not a DNS suffix such as vault.azure.net",
+                super::short(&suffix)
+            ));
         }
-        let active_directory_endpoint = endpoint("activeDirectoryEndpoint", &field("activeDirectoryEndpoint")?)?;
+        let active_directory_endpoint = endpoint(
+            "activeDirectoryEndpoint",
+            &field("activeDirectoryEndpoint")?,
+        )?;
         let key_vault_endpoint = match field("keyVaultEndpoint")? {
             e if e.is_empty() => format!("https://{suffix}/"),
             e => endpoint("keyVaultEndpoint", &e)?,
@@ -114,7 +151,12 @@ impl CloudEnvironment {
             n if n.is_empty() => AZURE_STACK_CLOUD.to_string(),
             n => n,
         };
-        Ok(Self { name, active_directory_endpoint, key_vault_endpoint, key_vault_dns_suffix: suffix })
+        Ok(Self {
+            name,
+            active_directory_endpoint,
+            key_vault_endpoint,
+            key_vault_dns_suffix: suffix,
+        })
     }
 
     /// `https://<vault>.<suffix>/`
@@ -130,12 +172,21 @@ impl CloudEnvironment {
 
 /// An absolute http(s) URL, returned with a trailing slash.
 fn endpoint(key: &str, value: &str) -> Result<String, String> {
-    let bad = || format!("{key} {:?} is not an absolute https URL", super::short(value));
+    let bad = || {
+        format!(
+            "{key} {:?} is not an absolute https URL",
+            super::short(value)
+        )
+    };
     let url = url::Url::parse(value).map_err(|_| bad())?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
         return Err(bad());
     }
-    Ok(if value.ends_with('/') { value.to_string() } else { format!("{value}/") })
+    Ok(if value.ends_with('/') {
+        value.to_string()
+    } else {
+        format!("{value}/")
+    })
 }
 
 /// An OS error the way Go prints it (`no such file or directory`), plus Rust's error code.
@@ -155,10 +206,26 @@ mod tests {
     #[test]
     fn built_in_clouds_any_case() {
         let cases = [
-            ("azurepubliccloud", "https://login.microsoftonline.com/", "vault.azure.net"),
-            ("AZUREUSGOVERNMENTCLOUD", "https://login.microsoftonline.us/", "vault.usgovcloudapi.net"),
-            ("AzureChinaCloud", "https://login.chinacloudapi.cn/", "vault.azure.cn"),
-            ("azureGermanCloud", "https://login.microsoftonline.de/", "vault.microsoftazure.de"),
+            (
+                "azurepubliccloud",
+                "https://login.microsoftonline.com/",
+                "vault.azure.net",
+            ),
+            (
+                "AZUREUSGOVERNMENTCLOUD",
+                "https://login.microsoftonline.us/",
+                "vault.usgovcloudapi.net",
+            ),
+            (
+                "AzureChinaCloud",
+                "https://login.chinacloudapi.cn/",
+                "vault.azure.cn",
+            ),
+            (
+                "azureGermanCloud",
+                "https://login.microsoftonline.de/",
+                "vault.microsoftazure.de",
+            ),
         ];
         for (name, aad, suffix) in cases {
             let c = CloudEnvironment::from_name(name, None).unwrap();
@@ -168,22 +235,38 @@ mod tests {
             assert_eq!(c.key_vault_endpoint, format!("https://{suffix}/"));
             assert_eq!(c.key_vault_resource(), format!("https://{suffix}"));
         }
-        assert_eq!(CloudEnvironment::public().vault_url("kv1"), "https://kv1.vault.azure.net/");
+        assert_eq!(
+            CloudEnvironment::public().vault_url("kv1"),
+            "https://kv1.vault.azure.net/"
+        );
         assert_eq!(CloudEnvironment::public().name, "AzurePublicCloud");
     }
 
     #[test]
     fn unknown_cloud() {
         let e = CloudEnvironment::from_name("AzureCloud1", None).unwrap_err();
-        assert!(e.contains("There is no cloud environment matching the name \"AZURECLOUD1\""), "{e}");
+        assert!(
+            e.contains("There is no cloud environment matching the name \"AZURECLOUD1\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn azure_stack_needs_a_file() {
         let e = CloudEnvironment::from_name("azurestackcloud", None).unwrap_err();
-        assert!(e.contains("cloudEnvFileName") && e.contains(AZURE_ENVIRONMENT_FILEPATH), "{e}");
-        let e = CloudEnvironment::from_name("AzureStackCloud", Some(Path::new("/nonexistent/akscustom.json"))).unwrap_err();
-        assert!(e.contains("open /nonexistent/akscustom.json: no such file or directory"), "{e}");
+        assert!(
+            e.contains("cloudEnvFileName") && e.contains(AZURE_ENVIRONMENT_FILEPATH),
+            "{e}"
+        );
+        let e = CloudEnvironment::from_name(
+            "AzureStackCloud",
+            Some(Path::new("/nonexistent/akscustom.json")),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("open /nonexistent/akscustom.json: no such file or directory"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -198,9 +281,18 @@ mod tests {
         .unwrap();
         let c = CloudEnvironment::from_name("AzureStackCloud", Some(&path)).unwrap();
         assert_eq!(c.name, "MyStack");
-        assert_eq!(c.active_directory_endpoint, "https://adfs.local.azurestack.external/adfs/");
-        assert_eq!(c.key_vault_endpoint, "https://vault.local.azurestack.external/");
-        assert_eq!(c.vault_url("kv"), "https://kv.vault.local.azurestack.external/");
+        assert_eq!(
+            c.active_directory_endpoint,
+            "https://adfs.local.azurestack.external/adfs/"
+        );
+        assert_eq!(
+            c.key_vault_endpoint,
+            "https://vault.local.azurestack.external/"
+        );
+        assert_eq!(
+            c.vault_url("kv"),
+            "https://kv.vault.local.azurestack.external/"
+        );
     }
 
     #[test]
@@ -208,10 +300,22 @@ mod tests {
         let cases: [(&[u8], &str); 6] = [
             (b"", "invalid environment JSON"),
             (b"[1]", "invalid environment JSON"),
-            (br#"{"keyVaultDNSSuffix":"vault.x"}"#, "activeDirectoryEndpoint"),
-            (br#"{"activeDirectoryEndpoint":"https://a/","keyVaultDNSSuffix":""}"#, "keyVaultDNSSuffix"),
-            (br#"{"activeDirectoryEndpoint":"https://a/","keyVaultDNSSuffix":"a/b"}"#, "keyVaultDNSSuffix"),
-            (br#"{"activeDirectoryEndpoint":5,"keyVaultDNSSuffix":"v"}"#, "must be a string"),
+            (
+                br#"{"keyVaultDNSSuffix":"vault.x"}"#,
+                "activeDirectoryEndpoint",
+            ),
+            (
+                br#"{"activeDirectoryEndpoint":"https://a/","keyVaultDNSSuffix":""}"#,
+                "keyVaultDNSSuffix",
+            ),
+            (
+                br#"{"activeDirectoryEndpoint":"https://a/","keyVaultDNSSuffix":"a/b"}"#,
+                "keyVaultDNSSuffix",
+            ),
+            (
+                br#"{"activeDirectoryEndpoint":5,"keyVaultDNSSuffix":"v"}"#,
+                "must be a string",
+            ),
         ];
         for (json, want) in cases {
             let e = CloudEnvironment::from_json(json).unwrap_err();

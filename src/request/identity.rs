@@ -54,8 +54,12 @@ pub(super) struct IdentityInput<'a> {
 /// Builds the [`IdentityRequest`]; errors are prefixed as upstream's
 /// `failed to build auth config for mode <mode>: ...`.
 pub(super) fn select(input: &IdentityInput<'_>) -> Result<IdentityRequest, RequestError> {
-    select_inner(input)
-        .map_err(|e| RequestError(format!("failed to build auth config for mode {}: {e}", input.mode.upstream_name())))
+    select_inner(input).map_err(|e| {
+        RequestError(format!(
+            "failed to build auth config for mode {}: {e}",
+            input.mode.upstream_name()
+        ))
+    })
 }
 
 fn select_inner(input: &IdentityInput<'_>) -> Result<IdentityRequest, String> {
@@ -71,19 +75,29 @@ fn select_inner(input: &IdentityInput<'_>) -> Result<IdentityRequest, String> {
             ));
         }
         let service_account_token = token_for_audience(input.tokens, IDENTITY_BINDING_AUDIENCE)?;
-        return Ok(IdentityRequest::AzureTokenProxy { client_id, service_account_token });
+        return Ok(IdentityRequest::AzureTokenProxy {
+            client_id,
+            service_account_token,
+        });
     }
     let workload_token = if client_id.is_empty() {
         None
     } else {
-        Some(token_for_audience(input.tokens, WORKLOAD_IDENTITY_AUDIENCE)?)
+        Some(token_for_audience(
+            input.tokens,
+            WORKLOAD_IDENTITY_AUDIENCE,
+        )?)
     };
     Ok(match (input.mode, workload_token) {
         (Mode::PodIdentity, _) => IdentityRequest::PodIdentity,
         (Mode::VmManagedIdentity, _) => IdentityRequest::VmManagedIdentity {
-            user_assigned_identity_id: Some(input.user_assigned_identity_id.to_string()).filter(|s| !s.is_empty()),
+            user_assigned_identity_id: Some(input.user_assigned_identity_id.to_string())
+                .filter(|s| !s.is_empty()),
         },
-        (_, Some(service_account_token)) => IdentityRequest::WorkloadIdentity { client_id, service_account_token },
+        (_, Some(service_account_token)) => IdentityRequest::WorkloadIdentity {
+            client_id,
+            service_account_token,
+        },
         (_, None) => service_principal(input.secrets)?,
     })
 }
@@ -99,15 +113,25 @@ fn token_hint(audience: &str) -> String {
 /// Other audiences are not looked at, as upstream.
 pub fn token_for_audience(tokens: &str, audience: &str) -> Result<Sensitive, String> {
     let fail = |problem: String| {
-        Err(format!("failed to parse service account tokens for audience {audience}: {problem}; {}", token_hint(audience)))
+        Err(format!(
+            "failed to parse service account tokens for audience {audience}: {problem}; {}",
+            token_hint(audience)
+        ))
     };
     let tokens = tokens.trim();
     if tokens.is_empty() {
-        return fail(format!("service account tokens not found ({SERVICE_ACCOUNT_TOKENS} is empty)"));
+        return fail(format!(
+            "service account tokens not found ({SERVICE_ACCOUNT_TOKENS} is empty)"
+        ));
     }
     let all: BTreeMap<String, Value> = match serde_json::from_str(tokens) {
         Ok(all) => all,
-        Err(e) => return fail(format!("failed to unmarshal service account tokens, error: {}", json_error(&e))),
+        Err(e) => {
+            return fail(format!(
+                "failed to unmarshal service account tokens, error: {}",
+                json_error(&e)
+            ));
+        }
     };
     let Some(entry) = all.get(audience) else {
         return fail(format!("token for audience {audience} not found"));
@@ -117,12 +141,16 @@ pub fn token_for_audience(tokens: &str, audience: &str) -> Result<Sensitive, Str
     };
     let token = match entry.get("token") {
         Some(Value::String(t)) if !t.trim().is_empty() => Sensitive::new(t.trim()),
-        None | Some(Value::Null) | Some(Value::String(_)) => return fail(format!("token for audience {audience} not found")),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            return fail(format!("token for audience {audience} not found"));
+        }
         Some(_) => return fail("\"token\" is not a JSON string".into()),
     };
     match entry.get("expirationTimestamp") {
         None | Some(Value::Null) => {}
-        Some(Value::String(ts)) if time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok() => {}
+        Some(Value::String(ts))
+            if time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+                .is_ok() => {}
         Some(_) => return fail("\"expirationTimestamp\" is not an RFC 3339 time".into()),
     }
     Ok(token)
@@ -130,7 +158,9 @@ pub fn token_for_audience(tokens: &str, audience: &str) -> Result<Sensitive, Str
 
 /// `clientid` with `clientsecret` (or `clientcert`) from the nodePublishSecretRef secret; keys
 /// are matched case-insensitively, as upstream.
-fn service_principal(secrets: Option<&BTreeMap<String, String>>) -> Result<IdentityRequest, String> {
+fn service_principal(
+    secrets: Option<&BTreeMap<String, String>>,
+) -> Result<IdentityRequest, String> {
     let Some(secrets) = secrets else {
         return Err(format!(
             "failed to get credentials, nodePublishSecretRef secret is not set (set nodePublishSecretRef on the volume with clientid and clientsecret, or use workload identity by setting clientID; {})",
@@ -141,22 +171,37 @@ fn service_principal(secrets: Option<&BTreeMap<String, String>>) -> Result<Ident
         .ok_or_else(|| "could not find clientid in secrets".to_string())?;
     let client_id = client_id.expose().to_string();
     if let Some(client_secret) = secret_value(secrets, "clientsecret")? {
-        return Ok(IdentityRequest::ServicePrincipalSecret { client_id, client_secret });
+        return Ok(IdentityRequest::ServicePrincipalSecret {
+            client_id,
+            client_secret,
+        });
     }
     match secret_value(secrets, "clientcert")? {
-        Some(certificate) => Ok(IdentityRequest::ServicePrincipalCertificate { client_id, certificate }),
+        Some(certificate) => Ok(IdentityRequest::ServicePrincipalCertificate {
+            client_id,
+            certificate,
+        }),
         None => Err("could not find clientsecret in secrets (nor clientcert)".into()),
     }
 }
 
 /// The trimmed, non-empty value of `key` (any case). Two spellings with different values are
 /// an error (upstream would pick one at random).
-fn secret_value(secrets: &BTreeMap<String, String>, key: &str) -> Result<Option<Sensitive>, String> {
+fn secret_value(
+    secrets: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<Sensitive>, String> {
     let mut found: Option<&str> = None;
-    for value in secrets.iter().filter(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.trim()) {
+    for value in secrets
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.trim())
+    {
         match found {
             Some(previous) if !previous.is_empty() && !value.is_empty() && previous != value => {
-                return Err(format!("secrets contain several {key} keys (case-insensitive) with different values"));
+                return Err(format!(
+                    "secrets contain several {key} keys (case-insensitive) with different values"
+                ));
             }
             Some(previous) if !previous.is_empty() => {}
             _ => found = Some(value),
@@ -178,35 +223,71 @@ mod tests {
     #[test]
     fn workload_identity_token_cases() {
         // §7 K 53.
-        for bad in ["", "invalid", "{\"aud1\":{\"token\":\"x\"}}", "{\"gcp\":{\"token\":\"x\"}}"] {
+        for bad in [
+            "",
+            "invalid",
+            "{\"aud1\":{\"token\":\"x\"}}",
+            "{\"gcp\":{\"token\":\"x\"}}",
+        ] {
             let e = token_for_audience(bad, WORKLOAD_IDENTITY_AUDIENCE).unwrap_err();
-            assert!(e.contains("tokenRequests") && e.contains(WORKLOAD_IDENTITY_AUDIENCE), "{e}");
+            assert!(
+                e.contains("tokenRequests") && e.contains(WORKLOAD_IDENTITY_AUDIENCE),
+                "{e}"
+            );
         }
         let numeric = r#"{"api://AzureADTokenExchange":{"token":12345,"expirationTimestamp":"2099-01-01T00:00:00Z"}}"#;
-        assert!(token_for_audience(numeric, WORKLOAD_IDENTITY_AUDIENCE).unwrap_err().contains("not a JSON string"));
+        assert!(
+            token_for_audience(numeric, WORKLOAD_IDENTITY_AUDIENCE)
+                .unwrap_err()
+                .contains("not a JSON string")
+        );
         let both = format!(
             r#"{{"api://AzureADTokenExchange":{{"token":"{JWT}","expirationTimestamp":"2022-01-26T22:04:07Z"}},"aud2":{{"token":"other"}}}}"#
         );
-        assert_eq!(token_for_audience(&both, WORKLOAD_IDENTITY_AUDIENCE).unwrap().expose(), JWT);
+        assert_eq!(
+            token_for_audience(&both, WORKLOAD_IDENTITY_AUDIENCE)
+                .unwrap()
+                .expose(),
+            JWT
+        );
         // Other audiences may hold anything.
         let odd = format!(r#"{{"api://AzureADTokenExchange":{{"token":"{JWT}"}},"x":5}}"#);
-        assert_eq!(token_for_audience(&odd, WORKLOAD_IDENTITY_AUDIENCE).unwrap().expose(), JWT);
+        assert_eq!(
+            token_for_audience(&odd, WORKLOAD_IDENTITY_AUDIENCE)
+                .unwrap()
+                .expose(),
+            JWT
+        );
     }
 
     #[test]
     fn identity_binding_token_cases() {
         // §7 K 54.
         let t = tokens(IDENTITY_BINDING_AUDIENCE, JWT);
-        assert_eq!(token_for_audience(&t, IDENTITY_BINDING_AUDIENCE).unwrap().expose(), JWT);
-        let e = token_for_audience(&tokens(WORKLOAD_IDENTITY_AUDIENCE, JWT), IDENTITY_BINDING_AUDIENCE).unwrap_err();
-        assert!(e.contains("token for audience api://AKSIdentityBinding not found"), "{e}");
+        assert_eq!(
+            token_for_audience(&t, IDENTITY_BINDING_AUDIENCE)
+                .unwrap()
+                .expose(),
+            JWT
+        );
+        let e = token_for_audience(
+            &tokens(WORKLOAD_IDENTITY_AUDIENCE, JWT),
+            IDENTITY_BINDING_AUDIENCE,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("token for audience api://AKSIdentityBinding not found"),
+            "{e}"
+        );
     }
 
     #[test]
     fn malformed_entries_never_echo_the_token() {
         let cases = [
             format!(r#"{{"api://AzureADTokenExchange":"{JWT}"}}"#),
-            format!(r#"{{"api://AzureADTokenExchange":{{"token":"{JWT}","expirationTimestamp":"soon"}}}}"#),
+            format!(
+                r#"{{"api://AzureADTokenExchange":{{"token":"{JWT}","expirationTimestamp":"soon"}}}}"#
+            ),
             format!(r#"{{"api://AzureADTokenExchange":{{"token":"{JWT}"}}"#),
             format!(r#""{JWT}""#),
             format!(r#"["{JWT}"]"#),
@@ -226,16 +307,38 @@ mod tests {
         let t = tokens(IDENTITY_BINDING_AUDIENCE, JWT);
         for (client_id, tokens, want) in [
             ("", t.as_str(), "clientID is required"),
-            ("cid", "", "service account tokens are required for identity binding"),
+            (
+                "cid",
+                "",
+                "service account tokens are required for identity binding",
+            ),
             ("", "", "required"),
         ] {
-            let input = IdentityInput { mode: Mode::AzureTokenProxy, client_id, user_assigned_identity_id: "", tokens, secrets: None };
+            let input = IdentityInput {
+                mode: Mode::AzureTokenProxy,
+                client_id,
+                user_assigned_identity_id: "",
+                tokens,
+                secrets: None,
+            };
             let e = select(&input).unwrap_err().0;
-            assert!(e.contains(want) && e.contains("mode AzureTokenProxy"), "{e}");
+            assert!(
+                e.contains(want) && e.contains("mode AzureTokenProxy"),
+                "{e}"
+            );
         }
-        let input = IdentityInput { mode: Mode::AzureTokenProxy, client_id: "cid", user_assigned_identity_id: "", tokens: &t, secrets: None };
+        let input = IdentityInput {
+            mode: Mode::AzureTokenProxy,
+            client_id: "cid",
+            user_assigned_identity_id: "",
+            tokens: &t,
+            secrets: None,
+        };
         match select(&input).unwrap() {
-            IdentityRequest::AzureTokenProxy { client_id, service_account_token } => {
+            IdentityRequest::AzureTokenProxy {
+                client_id,
+                service_account_token,
+            } => {
                 assert_eq!(client_id, "cid");
                 assert_eq!(service_account_token.expose(), JWT);
             }
@@ -246,20 +349,42 @@ mod tests {
     #[test]
     fn secret_keys_are_case_insensitive_and_trimmed() {
         let secrets: BTreeMap<String, String> =
-            [("ClientID", " id \n"), ("CLIENTSECRET", "s3cr3t\n")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+            [("ClientID", " id \n"), ("CLIENTSECRET", "s3cr3t\n")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into();
         match service_principal(Some(&secrets)).unwrap() {
-            IdentityRequest::ServicePrincipalSecret { client_id, client_secret } => {
+            IdentityRequest::ServicePrincipalSecret {
+                client_id,
+                client_secret,
+            } => {
                 assert_eq!(client_id, "id");
                 assert_eq!(client_secret.expose(), "s3cr3t");
             }
             other => panic!("{other:?}"),
         }
-        let clash: BTreeMap<String, String> =
-            [("clientid", "a"), ("ClientId", "b"), ("clientsecret", "s3cr3t")].map(|(k, v)| (k.into(), v.into())).into();
+        let clash: BTreeMap<String, String> = [
+            ("clientid", "a"),
+            ("ClientId", "b"),
+            ("clientsecret", "s3cr3t"),
+        ]
+        .map(|(k, v)| (k.into(), v.into()))
+        .into();
         let e = service_principal(Some(&clash)).unwrap_err();
-        assert!(e.contains("several clientid keys") && !e.contains("s3cr3t"), "{e}");
-        let same: BTreeMap<String, String> =
-            [("clientid", "a"), ("ClientId", "a"), ("clientsecret", ""), ("CLIENTSECRET", "s")].map(|(k, v)| (k.into(), v.into())).into();
-        assert!(matches!(service_principal(Some(&same)).unwrap(), IdentityRequest::ServicePrincipalSecret { .. }));
+        assert!(
+            e.contains("several clientid keys") && !e.contains("s3cr3t"),
+            "{e}"
+        );
+        let same: BTreeMap<String, String> = [
+            ("clientid", "a"),
+            ("ClientId", "a"),
+            ("clientsecret", ""),
+            ("CLIENTSECRET", "s"),
+        ]
+        .map(|(k, v)| (k.into(), v.into()))
+        .into();
+        assert!(matches!(
+            service_principal(Some(&same)).unwrap(),
+            IdentityRequest::ServicePrincipalSecret { .. }
+        ));
     }
 }

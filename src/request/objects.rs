@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::{
-    MAX_OBJECTS, MAX_OBJECTS_YAML_BYTES, MAX_VERSION_HISTORY, ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType,
-    RequestError, short,
+    MAX_OBJECTS, MAX_OBJECTS_YAML_BYTES, MAX_VERSION_HISTORY, ObjectEncoding, ObjectFormat,
+    ObjectSpec, ObjectType, RequestError, short,
 };
 
 /// Longest path element the driver accepts.
@@ -44,32 +44,57 @@ struct RawObject {
 /// Parses and validates `objects` (already trimmed, non-empty), in SecretProviderClass order.
 pub fn parse_objects(yaml: &str) -> Result<Vec<ObjectSpec>, RequestError> {
     if yaml.len() > MAX_OBJECTS_YAML_BYTES {
-        return Err(RequestError(format!("objects is {} bytes, more than the limit of {MAX_OBJECTS_YAML_BYTES}", yaml.len())));
+        return Err(RequestError(format!(
+            "objects is {} bytes, more than the limit of {MAX_OBJECTS_YAML_BYTES}",
+            yaml.len()
+        )));
     }
-    let document: Option<ObjectsDocument> =
-        from_yaml(yaml).map_err(|e| RequestError(format!("failed to yaml unmarshal objects, error: {e}")))?;
+    let document: Option<ObjectsDocument> = from_yaml(yaml)
+        .map_err(|e| RequestError(format!("failed to yaml unmarshal objects, error: {e}")))?;
     let items = document.and_then(|d| d.array).unwrap_or_default();
     if items.len() > MAX_OBJECTS {
-        return Err(RequestError(format!("objects lists {} objects, more than the limit of {MAX_OBJECTS}", items.len())));
+        return Err(RequestError(format!(
+            "objects lists {} objects, more than the limit of {MAX_OBJECTS}",
+            items.len()
+        )));
     }
-    let objects = items.iter().enumerate().map(|(i, item)| parse_object(i, item)).collect::<Result<Vec<_>, _>>()?;
+    let objects = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_object(i, item))
+        .collect::<Result<Vec<_>, _>>()?;
     check_collisions(&objects)?;
     Ok(objects)
 }
 
 fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
     let raw: RawObject = from_yaml::<Option<RawObject>>(item)
-        .map_err(|e| RequestError(format!("unmarshal failed for keyVaultObjects at index {index}, error: {e}")))?
+        .map_err(|e| {
+            RequestError(format!(
+                "unmarshal failed for keyVaultObjects at index {index}, error: {e}"
+            ))
+        })?
         .unwrap_or_default();
     let text = |field: Option<String>| field.map(|s| s.trim().to_string()).unwrap_or_default();
     let name = text(raw.object_name);
     let type_text = text(raw.object_type);
-    let fail = |problem: String| RequestError(format!("object {}/{}: {problem}", short(&type_text), short(&name)));
+    let fail = |problem: String| {
+        RequestError(format!(
+            "object {}/{}: {problem}",
+            short(&type_text),
+            short(&name)
+        ))
+    };
     let object_type = match type_text.as_str() {
         "secret" => ObjectType::Secret,
         "key" => ObjectType::Key,
         "cert" => ObjectType::Cert,
-        other => return Err(fail(format!("invalid objectType {:?}, should be secret, key or cert", short(other)))),
+        other => {
+            return Err(fail(format!(
+                "invalid objectType {:?}, should be secret, key or cert",
+                short(other)
+            )));
+        }
     };
     let format = parse_format(object_type, &text(raw.object_format)).map_err(fail)?;
     let encoding = parse_encoding(object_type, &text(raw.object_encoding)).map_err(fail)?;
@@ -78,7 +103,9 @@ fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
     let file_mode = parse_file_mode(&text(raw.file_permission)).map_err(fail)?;
     let version_history = match raw.object_version_history.unwrap_or(0) {
         n if n > i64::from(MAX_VERSION_HISTORY) => {
-            return Err(fail(format!("objectVersionHistory {n} is more than the limit of {MAX_VERSION_HISTORY}")));
+            return Err(fail(format!(
+                "objectVersionHistory {n} is more than the limit of {MAX_VERSION_HISTORY}"
+            )));
         }
         // Lossless: 2..=MAX_VERSION_HISTORY fits in u32.
         n if n > 1 => n as u32,
@@ -100,7 +127,12 @@ fn parse_format(object_type: ObjectType, value: &str) -> Result<ObjectFormat, St
     let format = match value.to_ascii_lowercase().as_str() {
         "" | "pem" => ObjectFormat::Pem,
         "pfx" => ObjectFormat::Pfx,
-        _ => return Err(format!("invalid objectFormat {:?}, should be PEM or PFX", short(value))),
+        _ => {
+            return Err(format!(
+                "invalid objectFormat {:?}, should be PEM or PFX",
+                short(value)
+            ));
+        }
     };
     if format == ObjectFormat::Pfx && object_type != ObjectType::Secret {
         return Err("PFX format only supported for objectType: secret".into());
@@ -119,7 +151,10 @@ fn parse_encoding(object_type: ObjectType, value: &str) -> Result<ObjectEncoding
         "utf-8" => Ok(ObjectEncoding::Utf8),
         "base64" => Ok(ObjectEncoding::Base64),
         "hex" => Ok(ObjectEncoding::Hex),
-        _ => Err(format!("invalid objectEncoding {:?}, should be hex, base64 or utf-8", short(value))),
+        _ => Err(format!(
+            "invalid objectEncoding {:?}, should be hex, base64 or utf-8",
+            short(value)
+        )),
     }
 }
 
@@ -128,7 +163,12 @@ fn parse_file_mode(value: &str) -> Result<Option<u32>, String> {
     if value.is_empty() {
         return Ok(None);
     }
-    let bad = || format!("invalid filePermission {:?}, should be an octal mode from 0000 to 0777 such as \"0644\"", short(value));
+    let bad = || {
+        format!(
+            "invalid filePermission {:?}, should be an octal mode from 0000 to 0777 such as \"0644\"",
+            short(value)
+        )
+    };
     if !value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(bad());
     }
@@ -152,17 +192,25 @@ pub fn validate_file_name(path: &str) -> Result<(), String> {
         return Err(format!("file name {shown:?} must not contain '..'"));
     }
     if path.contains('\0') {
-        return Err(format!("file name {shown:?} must not contain a NUL character"));
+        return Err(format!(
+            "file name {shown:?} must not contain a NUL character"
+        ));
     }
     if path.len() > MAX_PATH {
-        return Err(format!("file name {shown:?} is longer than {MAX_PATH} bytes"));
+        return Err(format!(
+            "file name {shown:?} is longer than {MAX_PATH} bytes"
+        ));
     }
     for element in path.split('/') {
         if element.is_empty() || element == "." {
-            return Err(format!("file name {shown:?} must be a clean relative path (no './', '//' or trailing '/')"));
+            return Err(format!(
+                "file name {shown:?} must be a clean relative path (no './', '//' or trailing '/')"
+            ));
         }
         if element.len() > MAX_PATH_ELEMENT {
-            return Err(format!("file name {shown:?} has a path element longer than {MAX_PATH_ELEMENT} bytes"));
+            return Err(format!(
+                "file name {shown:?} has a path element longer than {MAX_PATH_ELEMENT} bytes"
+            ));
         }
     }
     Ok(())
@@ -181,7 +229,9 @@ fn check_collisions(objects: &[ObjectSpec]) -> Result<(), RequestError> {
         let path = object.file_name();
         for (slash, _) in path.match_indices('/') {
             let (ancestor, rest) = (&path[..slash], &path[slash + 1..]);
-            let Some(owner) = roots.get(ancestor) else { continue };
+            let Some(owner) = roots.get(ancestor) else {
+                continue;
+            };
             if !owner.is_multi_version() {
                 return Err(collision(owner, object, ancestor));
             }
@@ -200,7 +250,10 @@ fn is_version_index(s: &str, n: u32) -> bool {
 }
 
 fn collision(first: &ObjectSpec, second: &ObjectSpec, path: &str) -> RequestError {
-    RequestError(format!("object {second}: its file collides with object {first} at path {:?}", short(path)))
+    RequestError(format!(
+        "object {second}: its file collides with object {first} at path {:?}",
+        short(path)
+    ))
 }
 
 /// serde-saphyr with limits far above any real SecretProviderClass and far below harm.
@@ -235,8 +288,15 @@ mod tests {
     use super::*;
 
     fn one(item: &str) -> Result<ObjectSpec, String> {
-        let yaml = format!("array:\n  - |\n{}", item.lines().map(|l| format!("    {l}\n")).collect::<String>());
-        parse_objects(&yaml).map_err(|e| e.0).map(|mut v| v.remove(0))
+        let yaml = format!(
+            "array:\n  - |\n{}",
+            item.lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        );
+        parse_objects(&yaml)
+            .map_err(|e| e.0)
+            .map(|mut v| v.remove(0))
     }
 
     fn err(item: &str) -> String {
@@ -297,96 +357,239 @@ array:
 
     #[test]
     fn structural_yaml_errors() {
-        for yaml in ["- |\n  objectName: secret1\n  objectType: secret", "invalid", "array:\n  - objectName: a\n    objectType: secret", "array: [1, [2]]", "array:\n- a\narray:\n- b"] {
+        for yaml in [
+            "- |\n  objectName: secret1\n  objectType: secret",
+            "invalid",
+            "array:\n  - objectName: a\n    objectType: secret",
+            "array: [1, [2]]",
+            "array:\n- a\narray:\n- b",
+        ] {
             let e = parse_objects(yaml).unwrap_err().0;
-            assert!(e.starts_with("failed to yaml unmarshal objects, error:"), "{yaml}: {e}");
+            assert!(
+                e.starts_with("failed to yaml unmarshal objects, error:"),
+                "{yaml}: {e}"
+            );
         }
-        let e = parse_objects("array:\n  - \"objectName: [\"").unwrap_err().0;
-        assert!(e.contains("unmarshal failed for keyVaultObjects at index 0"), "{e}");
+        let e = parse_objects("array:\n  - \"objectName: [\"")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("unmarshal failed for keyVaultObjects at index 0"),
+            "{e}"
+        );
         let e = parse_objects("array:\n  - |\n    objectName: a\n    objectType: secret\n    objectVersionHistory: many").unwrap_err().0;
         assert!(e.contains("index 0"), "{e}");
     }
 
     #[test]
     fn yaml_errors_show_location_but_no_snippet() {
-        let e = parse_objects("array:\n  - a\n  b: [SECRETISH").unwrap_err().0;
+        let e = parse_objects("array:\n  - a\n  b: [SECRETISH")
+            .unwrap_err()
+            .0;
         assert!(e.contains("line"), "{e}");
         assert!(!e.contains("SECRETISH"), "{e}");
     }
 
     #[test]
     fn object_type_is_case_sensitive() {
-        assert!(err("objectName: a\nobjectType: Secret").contains("object Secret/a: invalid objectType \"Secret\", should be secret, key or cert"));
+        assert!(err("objectName: a\nobjectType: Secret").contains(
+            "object Secret/a: invalid objectType \"Secret\", should be secret, key or cert"
+        ));
         assert!(err("objectName: a").contains("object /a: invalid objectType \"\""));
     }
 
     #[test]
     fn object_format() {
         // §7 B 19.
-        assert_eq!(one("objectName: a\nobjectType: cert\nobjectFormat: \"\"").unwrap().format, ObjectFormat::Pem);
+        assert_eq!(
+            one("objectName: a\nobjectType: cert\nobjectFormat: \"\"")
+                .unwrap()
+                .format,
+            ObjectFormat::Pem
+        );
         let e = err("objectName: db-pass\nobjectType: secret\nobjectFormat: pkcs");
-        assert_eq!(e, "object secret/db-pass: invalid objectFormat \"pkcs\", should be PEM or PFX");
-        assert!(err("objectName: a\nobjectType: cert\nobjectFormat: pfx").contains("PFX format only supported for objectType: secret"));
-        assert!(err("objectName: a\nobjectType: key\nobjectFormat: PFX").contains("PFX format only supported"));
-        assert_eq!(one("objectName: a\nobjectType: secret\nobjectFormat: PFX").unwrap().format, ObjectFormat::Pfx);
-        assert_eq!(one("objectName: a\nobjectType: secret\nobjectFormat: pfx").unwrap().format, ObjectFormat::Pfx);
+        assert_eq!(
+            e,
+            "object secret/db-pass: invalid objectFormat \"pkcs\", should be PEM or PFX"
+        );
+        assert!(
+            err("objectName: a\nobjectType: cert\nobjectFormat: pfx")
+                .contains("PFX format only supported for objectType: secret")
+        );
+        assert!(
+            err("objectName: a\nobjectType: key\nobjectFormat: PFX")
+                .contains("PFX format only supported")
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectFormat: PFX")
+                .unwrap()
+                .format,
+            ObjectFormat::Pfx
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectFormat: pfx")
+                .unwrap()
+                .format,
+            ObjectFormat::Pfx
+        );
     }
 
     #[test]
     fn object_encoding() {
         // §7 B 20.
-        assert_eq!(one("objectName: a\nobjectType: cert\nobjectEncoding: \"\"").unwrap().encoding, ObjectEncoding::Utf8);
+        assert_eq!(
+            one("objectName: a\nobjectType: cert\nobjectEncoding: \"\"")
+                .unwrap()
+                .encoding,
+            ObjectEncoding::Utf8
+        );
         let e = err("objectName: secret1\nobjectType: secret\nobjectEncoding: utf-16");
         assert!(e.contains("object secret/secret1: invalid objectEncoding \"utf-16\", should be hex, base64 or utf-8"), "{e}");
-        assert!(err("objectName: a\nobjectType: cert\nobjectEncoding: base64").contains("objectEncoding only supported for objectType: secret"));
-        assert!(err("objectName: a\nobjectType: key\nobjectEncoding: utf-16").contains("objectEncoding only supported"));
-        assert_eq!(one("objectName: a\nobjectType: secret\nobjectEncoding: BasE64").unwrap().encoding, ObjectEncoding::Base64);
-        assert_eq!(one("objectName: a\nobjectType: secret\nobjectEncoding: HEX").unwrap().encoding, ObjectEncoding::Hex);
-        assert_eq!(one("objectName: a\nobjectType: secret\nobjectEncoding: UTF-8").unwrap().encoding, ObjectEncoding::Utf8);
+        assert!(
+            err("objectName: a\nobjectType: cert\nobjectEncoding: base64")
+                .contains("objectEncoding only supported for objectType: secret")
+        );
+        assert!(
+            err("objectName: a\nobjectType: key\nobjectEncoding: utf-16")
+                .contains("objectEncoding only supported")
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectEncoding: BasE64")
+                .unwrap()
+                .encoding,
+            ObjectEncoding::Base64
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectEncoding: HEX")
+                .unwrap()
+                .encoding,
+            ObjectEncoding::Hex
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectEncoding: UTF-8")
+                .unwrap()
+                .encoding,
+            ObjectEncoding::Utf8
+        );
     }
 
     #[test]
     fn file_names() {
         // §7 B 21.
-        assert!(err("objectName: /secret1\nobjectType: secret").contains("file name \"/secret1\" must be a relative path"));
-        assert!(err("objectName: secret1/..\nobjectType: secret").contains("must not contain '..'"));
-        assert!(err("objectName: ../secret1\nobjectType: secret").contains("must not contain '..'"));
+        assert!(
+            err("objectName: /secret1\nobjectType: secret")
+                .contains("file name \"/secret1\" must be a relative path")
+        );
+        assert!(
+            err("objectName: secret1/..\nobjectType: secret").contains("must not contain '..'")
+        );
+        assert!(
+            err("objectName: ../secret1\nobjectType: secret").contains("must not contain '..'")
+        );
         assert!(err("objectName: a..b\nobjectType: secret").contains("must not contain '..'"));
-        assert!(err("objectName: \"\"\nobjectType: secret").contains("file name must not be empty"));
-        assert!(err("objectName: real\nobjectAlias: /abs\nobjectType: secret").contains("object secret/real: file name \"/abs\""));
+        assert!(
+            err("objectName: \"\"\nobjectType: secret").contains("file name must not be empty")
+        );
+        assert!(
+            err("objectName: real\nobjectAlias: /abs\nobjectType: secret")
+                .contains("object secret/real: file name \"/abs\"")
+        );
         for bad in ["./a", "a//b", "a/", "a/./b", "."] {
-            assert!(err(&format!("objectName: \"{bad}\"\nobjectType: secret")).contains("clean relative path"), "{bad}");
+            assert!(
+                err(&format!("objectName: \"{bad}\"\nobjectType: secret"))
+                    .contains("clean relative path"),
+                "{bad}"
+            );
         }
         let long = "x".repeat(256);
-        assert!(err(&format!("objectName: {long}\nobjectType: secret")).contains("longer than 255"));
+        assert!(
+            err(&format!("objectName: {long}\nobjectType: secret")).contains("longer than 255")
+        );
         let total = vec!["y".repeat(200); 21].join("/");
-        assert!(err(&format!("objectName: {total}\nobjectType: secret")).contains("longer than 4096"));
+        assert!(
+            err(&format!("objectName: {total}\nobjectType: secret")).contains("longer than 4096")
+        );
         assert!(err("objectName: \"a\\0b\"\nobjectType: secret").contains("NUL"));
-        assert_eq!(one("objectName: \" secret1 \"\nobjectType: \" secret \"").unwrap().file_name(), "secret1");
-        assert_eq!(one("objectName: dir/sub/file\nobjectType: secret").unwrap().file_name(), "dir/sub/file");
+        assert_eq!(
+            one("objectName: \" secret1 \"\nobjectType: \" secret \"")
+                .unwrap()
+                .file_name(),
+            "secret1"
+        );
+        assert_eq!(
+            one("objectName: dir/sub/file\nobjectType: secret")
+                .unwrap()
+                .file_name(),
+            "dir/sub/file"
+        );
         assert!(validate_file_name(&"z".repeat(255)).is_ok());
     }
 
     #[test]
     fn file_permission() {
-        for (value, mode) in [("\"0600\"", 0o600), ("0755", 0o755), ("\"644\"", 0o644), ("\"0\"", 0), ("\"0777\"", 0o777), ("\"00640\"", 0o640)] {
-            assert_eq!(one(&format!("objectName: a\nobjectType: secret\nfilePermission: {value}")).unwrap().file_mode, Some(mode), "{value}");
+        for (value, mode) in [
+            ("\"0600\"", 0o600),
+            ("0755", 0o755),
+            ("\"644\"", 0o644),
+            ("\"0\"", 0),
+            ("\"0777\"", 0o777),
+            ("\"00640\"", 0o640),
+        ] {
+            assert_eq!(
+                one(&format!(
+                    "objectName: a\nobjectType: secret\nfilePermission: {value}"
+                ))
+                .unwrap()
+                .file_mode,
+                Some(mode),
+                "{value}"
+            );
         }
-        assert_eq!(one("objectName: a\nobjectType: secret\nfilePermission: \"\"").unwrap().file_mode, None);
-        for bad in ["\"0900\"", "900", "0o600", "rw-", "\"1777\"", "\"-1\"", "\"+644\"", "\"99999999999999999999\""] {
-            let e = err(&format!("objectName: a\nobjectType: secret\nfilePermission: {bad}"));
-            assert!(e.contains("object secret/a: invalid filePermission"), "{bad}: {e}");
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nfilePermission: \"\"")
+                .unwrap()
+                .file_mode,
+            None
+        );
+        for bad in [
+            "\"0900\"",
+            "900",
+            "0o600",
+            "rw-",
+            "\"1777\"",
+            "\"-1\"",
+            "\"+644\"",
+            "\"99999999999999999999\"",
+        ] {
+            let e = err(&format!(
+                "objectName: a\nobjectType: secret\nfilePermission: {bad}"
+            ));
+            assert!(
+                e.contains("object secret/a: invalid filePermission"),
+                "{bad}: {e}"
+            );
         }
     }
 
     #[test]
     fn version_history_is_clamped() {
-        for (value, expected) in [("", 1), ("0", 1), ("-5", 1), ("1", 1), ("2", 2), ("200", 200), ("1000", 1000)] {
+        for (value, expected) in [
+            ("", 1),
+            ("0", 1),
+            ("-5", 1),
+            ("1", 1),
+            ("2", 2),
+            ("200", 200),
+            ("1000", 1000),
+        ] {
             let item = format!("objectName: a\nobjectType: secret\nobjectVersionHistory: {value}");
             assert_eq!(one(&item).unwrap().version_history, expected, "{value}");
         }
         let e = err("objectName: a\nobjectType: secret\nobjectVersionHistory: 1001");
-        assert!(e.contains("object secret/a: objectVersionHistory 1001 is more than the limit of 1000"), "{e}");
+        assert!(
+            e.contains("object secret/a: objectVersionHistory 1001 is more than the limit of 1000"),
+            "{e}"
+        );
     }
 
     fn list(items: &[&str]) -> String {
@@ -403,36 +606,103 @@ array:
     #[test]
     fn collisions() {
         let cases: [(&[&str], &str); 6] = [
-            (&["objectName: a\nobjectType: secret", "objectName: a\nobjectType: key"], "object key/a: its file collides with object secret/a at path \"a\""),
-            (&["objectName: a\nobjectType: secret", "objectName: b\nobjectAlias: a\nobjectType: cert"], "at path \"a\""),
-            (&["objectName: a\nobjectType: secret", "objectName: a/b\nobjectType: secret"], "at path \"a\""),
-            (&["objectName: x/y/z\nobjectType: secret", "objectName: x/y\nobjectType: secret"], "at path \"x/y\""),
-            (&["objectName: a\nobjectType: secret\nobjectVersionHistory: 3", "objectName: a/2\nobjectType: key"], "at path \"a/2\""),
-            (&["objectName: a\nobjectType: secret\nobjectVersionHistory: 3", "objectName: b\nobjectAlias: a/1/c\nobjectType: key"], "at path \"a/1\""),
+            (
+                &[
+                    "objectName: a\nobjectType: secret",
+                    "objectName: a\nobjectType: key",
+                ],
+                "object key/a: its file collides with object secret/a at path \"a\"",
+            ),
+            (
+                &[
+                    "objectName: a\nobjectType: secret",
+                    "objectName: b\nobjectAlias: a\nobjectType: cert",
+                ],
+                "at path \"a\"",
+            ),
+            (
+                &[
+                    "objectName: a\nobjectType: secret",
+                    "objectName: a/b\nobjectType: secret",
+                ],
+                "at path \"a\"",
+            ),
+            (
+                &[
+                    "objectName: x/y/z\nobjectType: secret",
+                    "objectName: x/y\nobjectType: secret",
+                ],
+                "at path \"x/y\"",
+            ),
+            (
+                &[
+                    "objectName: a\nobjectType: secret\nobjectVersionHistory: 3",
+                    "objectName: a/2\nobjectType: key",
+                ],
+                "at path \"a/2\"",
+            ),
+            (
+                &[
+                    "objectName: a\nobjectType: secret\nobjectVersionHistory: 3",
+                    "objectName: b\nobjectAlias: a/1/c\nobjectType: key",
+                ],
+                "at path \"a/1\"",
+            ),
         ];
         for (items, want) in cases {
             let e = parse_objects(&list(items)).unwrap_err().0;
             assert!(e.contains(want), "{items:?}: {e}");
         }
         let fine: [&[&str]; 3] = [
-            &["objectName: a\nobjectType: secret\nobjectVersionHistory: 3", "objectName: a/3\nobjectType: key", "objectName: a/01\nobjectType: key"],
-            &["objectName: a\nobjectType: secret", "objectName: ab\nobjectType: secret", "objectName: a-b/c\nobjectType: secret"],
-            &["objectName: d/a\nobjectType: secret", "objectName: d/b\nobjectType: secret"],
+            &[
+                "objectName: a\nobjectType: secret\nobjectVersionHistory: 3",
+                "objectName: a/3\nobjectType: key",
+                "objectName: a/01\nobjectType: key",
+            ],
+            &[
+                "objectName: a\nobjectType: secret",
+                "objectName: ab\nobjectType: secret",
+                "objectName: a-b/c\nobjectType: secret",
+            ],
+            &[
+                "objectName: d/a\nobjectType: secret",
+                "objectName: d/b\nobjectType: secret",
+            ],
         ];
         for items in fine {
-            assert_eq!(parse_objects(&list(items)).unwrap().len(), items.len(), "{items:?}");
+            assert_eq!(
+                parse_objects(&list(items)).unwrap().len(),
+                items.len(),
+                "{items:?}"
+            );
         }
     }
 
     #[test]
     fn limits() {
-        let items: Vec<String> = (0..=MAX_OBJECTS).map(|i| format!("objectName: s{i}\nobjectType: secret")).collect();
+        let items: Vec<String> = (0..=MAX_OBJECTS)
+            .map(|i| format!("objectName: s{i}\nobjectType: secret"))
+            .collect();
         let refs: Vec<&str> = items.iter().map(String::as_str).collect();
         let e = parse_objects(&list(&refs)).unwrap_err().0;
-        assert!(e.contains("1001 objects, more than the limit of 1000"), "{e}");
-        assert_eq!(parse_objects(&list(&refs[..MAX_OBJECTS])).unwrap().len(), MAX_OBJECTS);
-        let huge = format!("array:\n  - |\n    objectName: {}\n", "n".repeat(MAX_OBJECTS_YAML_BYTES));
-        assert!(parse_objects(&huge).unwrap_err().0.contains("more than the limit of 262144"));
+        assert!(
+            e.contains("1001 objects, more than the limit of 1000"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_objects(&list(&refs[..MAX_OBJECTS])).unwrap().len(),
+            MAX_OBJECTS
+        );
+        let huge = format!(
+            "array:\n  - |\n    objectName: {}\n",
+            "n".repeat(MAX_OBJECTS_YAML_BYTES)
+        );
+        assert!(
+            parse_objects(&huge)
+                .unwrap_err()
+                .0
+                .contains("more than the limit of 262144")
+        );
     }
 
     #[test]
@@ -448,12 +718,33 @@ array:
             bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
         }
         let bomb_array = format!("{bomb}array: *a9\n");
-        let bomb_item = format!("array:\n  - |\n{}", bomb.lines().map(|l| format!("    {l}\n")).collect::<String>());
+        let bomb_item = format!(
+            "array:\n  - |\n{}",
+            bomb.lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        );
         let many_docs = "array:\n---\n".repeat(1000);
-        for yaml in [deep_flow.as_str(), &deep_flow_item, &deep_block, &deep_block_map, &deep_map, &bomb_array, &bomb_item, &many_docs] {
-            assert!(yaml.len() <= MAX_OBJECTS_YAML_BYTES, "exercise the parser, not the size limit");
+        for yaml in [
+            deep_flow.as_str(),
+            &deep_flow_item,
+            &deep_block,
+            &deep_block_map,
+            &deep_map,
+            &bomb_array,
+            &bomb_item,
+            &many_docs,
+        ] {
+            assert!(
+                yaml.len() <= MAX_OBJECTS_YAML_BYTES,
+                "exercise the parser, not the size limit"
+            );
             let e = parse_objects(yaml).unwrap_err().0;
-            assert!(e.contains("failed to yaml unmarshal objects") || e.contains("keyVaultObjects at index 0"), "{e}");
+            assert!(
+                e.contains("failed to yaml unmarshal objects")
+                    || e.contains("keyVaultObjects at index 0"),
+                "{e}"
+            );
         }
     }
 }
