@@ -20,6 +20,8 @@ use super::{
 pub const MAX_PATH_ELEMENT: usize = 255;
 /// Longest path the driver accepts.
 pub const MAX_PATH: usize = 4096;
+/// Longest Key Vault object name.
+const MAX_KEY_VAULT_NAME: usize = 127;
 
 #[derive(Deserialize)]
 struct ObjectsDocument {
@@ -100,6 +102,9 @@ fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
     let encoding = parse_encoding(object_type, &text(raw.object_encoding)).map_err(fail)?;
     let alias = text(raw.object_alias);
     validate_file_name(if alias.is_empty() { &name } else { &alias }).map_err(fail)?;
+    let version = text(raw.object_version);
+    validate_key_vault_id("objectName", &name, false).map_err(fail)?;
+    validate_key_vault_id("objectVersion", &version, true).map_err(fail)?;
     let file_mode = parse_file_mode(&text(raw.file_permission)).map_err(fail)?;
     let version_history = match raw.object_version_history.unwrap_or(0) {
         n if n > i64::from(MAX_VERSION_HISTORY) => {
@@ -114,7 +119,7 @@ fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
     Ok(ObjectSpec {
         name,
         object_type,
-        version: text(raw.object_version),
+        version,
         alias,
         format,
         encoding,
@@ -156,6 +161,25 @@ fn parse_encoding(object_type: ObjectType, value: &str) -> Result<ObjectEncoding
             short(value)
         )),
     }
+}
+
+/// Key Vault object names (and version ids) are 1–127 letters, digits and dashes. Checked up
+/// front because they go into request URLs, and so a typo fails before anything is fetched.
+fn validate_key_vault_id(field: &str, value: &str, may_be_empty: bool) -> Result<(), String> {
+    if value.is_empty() && may_be_empty {
+        return Ok(());
+    }
+    let valid = (1..=MAX_KEY_VAULT_NAME).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if valid {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid {field} {:?}, Key Vault names are 1 to {MAX_KEY_VAULT_NAME} letters, digits and dashes",
+        short(value)
+    ))
 }
 
 /// `filePermission`: an octal mode such as `0600` or `644`; empty means the request's mode.
@@ -486,7 +510,10 @@ array:
         assert!(
             err("objectName: ../secret1\nobjectType: secret").contains("must not contain '..'")
         );
-        assert!(err("objectName: a..b\nobjectType: secret").contains("must not contain '..'"));
+        assert!(
+            err("objectName: n\nobjectAlias: a..b\nobjectType: secret")
+                .contains("must not contain '..'")
+        );
         assert!(
             err("objectName: \"\"\nobjectType: secret").contains("file name must not be empty")
         );
@@ -517,12 +544,33 @@ array:
             "secret1"
         );
         assert_eq!(
-            one("objectName: dir/sub/file\nobjectType: secret")
+            one("objectName: n\nobjectAlias: dir/sub/file\nobjectType: secret")
                 .unwrap()
                 .file_name(),
             "dir/sub/file"
         );
         assert!(validate_file_name(&"z".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn key_vault_names_and_versions() {
+        let e = err("objectName: db_pass\nobjectType: secret");
+        assert!(
+            e.contains("object secret/db_pass: invalid objectName \"db_pass\""),
+            "{e}"
+        );
+        let e = err("objectName: \"\"\nobjectAlias: file\nobjectType: secret");
+        assert!(e.contains("invalid objectName \"\""), "{e}");
+        let long = "n".repeat(128);
+        assert!(
+            err(&format!("objectName: {long}\nobjectType: secret")).contains("invalid objectName")
+        );
+        let e = err("objectName: a\nobjectType: secret\nobjectVersion: ../keys/x");
+        assert!(e.contains("invalid objectVersion"), "{e}");
+        for version in ["", "latest", "6b6ee2b5b8e24d3c8a4b9c6d0e1f2a3b"] {
+            let item = format!("objectName: a-1\nobjectType: secret\nobjectVersion: \"{version}\"");
+            assert_eq!(one(&item).unwrap().version, version);
+        }
     }
 
     #[test]
@@ -623,21 +671,21 @@ array:
             (
                 &[
                     "objectName: a\nobjectType: secret",
-                    "objectName: a/b\nobjectType: secret",
+                    "objectName: n\nobjectAlias: a/b\nobjectType: secret",
                 ],
                 "at path \"a\"",
             ),
             (
                 &[
-                    "objectName: x/y/z\nobjectType: secret",
-                    "objectName: x/y\nobjectType: secret",
+                    "objectName: n\nobjectAlias: x/y/z\nobjectType: secret",
+                    "objectName: n\nobjectAlias: x/y\nobjectType: secret",
                 ],
                 "at path \"x/y\"",
             ),
             (
                 &[
                     "objectName: a\nobjectType: secret\nobjectVersionHistory: 3",
-                    "objectName: a/2\nobjectType: key",
+                    "objectName: n\nobjectAlias: a/2\nobjectType: key",
                 ],
                 "at path \"a/2\"",
             ),
@@ -656,17 +704,17 @@ array:
         let fine: [&[&str]; 3] = [
             &[
                 "objectName: a\nobjectType: secret\nobjectVersionHistory: 3",
-                "objectName: a/3\nobjectType: key",
-                "objectName: a/01\nobjectType: key",
+                "objectName: n\nobjectAlias: a/3\nobjectType: key",
+                "objectName: n\nobjectAlias: a/01\nobjectType: key",
             ],
             &[
                 "objectName: a\nobjectType: secret",
                 "objectName: ab\nobjectType: secret",
-                "objectName: a-b/c\nobjectType: secret",
+                "objectName: n\nobjectAlias: a-b/c\nobjectType: secret",
             ],
             &[
-                "objectName: d/a\nobjectType: secret",
-                "objectName: d/b\nobjectType: secret",
+                "objectName: n\nobjectAlias: d/a\nobjectType: secret",
+                "objectName: n\nobjectAlias: d/b\nobjectType: secret",
             ],
         ];
         for items in fine {
