@@ -18,7 +18,7 @@ pub const AZURE_ENVIRONMENT_FILEPATH: &str = "AZURE_ENVIRONMENT_FILEPATH";
 /// Largest Azure Stack environment file read (real ones are about 2 KiB).
 pub const MAX_ENVIRONMENT_FILE_BYTES: u64 = 64 * 1024;
 
-/// Built-in clouds: name, Entra ID authority host, Key Vault DNS suffix.
+/// Built-in clouds: name, Entra ID authority host, Key Vault DNS suffix. Public cloud first.
 const BUILT_IN: [(&str, &str, &str); 4] = [
     (
         "AzurePublicCloud",
@@ -57,8 +57,7 @@ pub struct CloudEnvironment {
 
 impl CloudEnvironment {
     pub fn public() -> Self {
-        Self::built_in("AzurePublicCloud")
-            .unwrap_or_else(|| unreachable!("AzurePublicCloud is in BUILT_IN"))
+        Self::from_entry(BUILT_IN[0])
     }
 
     /// One of the four built-in clouds, by name (any case). `None` for other names, including
@@ -67,12 +66,16 @@ impl CloudEnvironment {
         BUILT_IN
             .iter()
             .find(|(n, ..)| n.eq_ignore_ascii_case(name))
-            .map(|(n, aad, suffix)| Self {
-                name: (*n).to_string(),
-                active_directory_endpoint: (*aad).to_string(),
-                key_vault_endpoint: format!("https://{suffix}/"),
-                key_vault_dns_suffix: (*suffix).to_string(),
-            })
+            .map(|entry| Self::from_entry(*entry))
+    }
+
+    fn from_entry((name, aad, suffix): (&str, &str, &str)) -> Self {
+        Self {
+            name: name.to_string(),
+            active_directory_endpoint: aad.to_string(),
+            key_vault_endpoint: format!("https://{suffix}/"),
+            key_vault_dns_suffix: suffix.to_string(),
+        }
     }
 
     /// Resolves a `cloudName` (any case). `AzureStackCloud` reads `env_file`; the error says

@@ -5,7 +5,9 @@
 //! `permission` the default file mode as a decimal string. Everything the rest of the provider
 //! needs is parsed and validated here, once, in the order the Go provider v1.8.2 checks it, so a bad
 //! SecretProviderClass fails with the same first complaint as upstream (plus the checks upstream
-//! forgot: file permission, object type, colliding paths).
+//! forgot: file permission, object type, name and version, path shape, colliding paths, size
+//! limits). [`parse_parameters`] runs the same validation on decoded parameters, for an offline
+//! check of a SecretProviderClass.
 
 use std::fmt;
 

@@ -4,8 +4,8 @@
 //! Both YAML levels are decoded with a tight `serde-saphyr` budget (depth, events, aliases,
 //! scalar bytes), so deep nesting or alias bombs in a SecretProviderClass end in an error, not in
 //! an exhausted stack or heap. Error messages carry the parser's message and location but no
-//! snippet of the input. Beyond upstream's checks, the object type, file permission, path shape
-//! and path collisions are validated here, before anything is fetched.
+//! snippet of the input. Beyond upstream's checks, the object type, name and version, file
+//! permission, path shape and path collisions are validated here, before anything is fetched.
 
 use std::collections::HashMap;
 
