@@ -134,16 +134,9 @@ fn parse_with_env(
 
 /// The three mutually exclusive identity flags.
 fn identity_mode(params: Params<'_>) -> Result<Mode, RequestError> {
-    let flag = |key: &str| {
-        match params.get(key) {
+    let flag = |key: &str| match params.get(key) {
         "" => Ok(false),
-        value => parse_go_bool(value).map_err(|_| {
-            RequestError(format!(
-                "failed to parse {key} flag, error: strconv.ParseBool: parsing {:?}: invalid syntax (use true or false)",
-                short(value)
-            ))
-        }),
-    }
+        value => parse_go_bool(value).map_err(|_| bool_error(key, value)),
     };
     let flags = [
         (flag("usePodIdentity")?, Mode::PodIdentity),
@@ -158,6 +151,14 @@ fn identity_mode(params: Params<'_>) -> Result<Mode, RequestError> {
             "only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or useAzureTokenProxy".into(),
         )),
     }
+}
+
+/// Upstream's message (Go's `strconv.ParseBool` error), with the value cut short.
+fn bool_error(key: &str, value: &str) -> RequestError {
+    let value = short(value);
+    RequestError(format!(
+        "failed to parse {key} flag, error: strconv.ParseBool: parsing {value:?}: invalid syntax (use true or false)"
+    ))
 }
 
 /// `cloudName` (default `--cloud-name`); Azure Stack reads `cloudEnvFileName`, else the
