@@ -5,18 +5,39 @@
 //! `permission` the default file mode as a decimal string. Everything the rest of the provider
 //! needs is parsed and validated here, once, in the order the Go provider v1.8.2 checks it, so a bad
 //! SecretProviderClass fails with the same first complaint as upstream (plus the checks upstream
-//! forgot: file permission, object type, colliding paths).
+//! forgot: file permission, object type, name and version, path shape, colliding paths, size
+//! limits). [`parse_parameters`] runs the same validation on decoded parameters, for an offline
+//! check of a SecretProviderClass.
 
 use std::fmt;
 
 use crate::sensitive::Sensitive;
 
 pub mod cloud;
+mod identity;
 mod objects;
 mod parse;
 
 pub use cloud::CloudEnvironment;
-pub use parse::parse;
+pub use identity::{
+    IDENTITY_BINDING_AUDIENCE, SERVICE_ACCOUNT_TOKENS, WORKLOAD_IDENTITY_AUDIENCE,
+    token_for_audience,
+};
+pub use objects::{MAX_PATH, MAX_PATH_ELEMENT, parse_objects, validate_file_name};
+pub use parse::{parse, parse_parameters, validate_vault_name};
+
+/// Largest `attributes` JSON accepted.
+pub const MAX_ATTRIBUTES_BYTES: usize = 1024 * 1024;
+/// Largest `secrets` JSON accepted (a Kubernetes Secret is at most 1 MiB).
+pub const MAX_SECRETS_BYTES: usize = 1024 * 1024;
+/// Largest `objects` YAML accepted.
+pub const MAX_OBJECTS_YAML_BYTES: usize = 256 * 1024;
+/// Most objects one mount may list.
+pub const MAX_OBJECTS: usize = 1000;
+/// Largest `objectVersionHistory` accepted.
+pub const MAX_VERSION_HISTORY: u32 = 1000;
+/// Longest user value echoed in an error message; longer ones are cut.
+const MAX_ECHOED_CHARS: usize = 64;
 
 /// Process-wide defaults that a SecretProviderClass may override.
 #[derive(Clone, Debug)]
@@ -27,7 +48,9 @@ pub struct RequestDefaults {
 
 impl Default for RequestDefaults {
     fn default() -> Self {
-        Self { cloud_name: "AzurePublicCloud".into() }
+        Self {
+            cloud_name: "AzurePublicCloud".into(),
+        }
     }
 }
 
@@ -69,17 +92,31 @@ pub struct PodInfo {
 pub enum IdentityRequest {
     /// `clientID` set, no other mode: the pod's service-account token for audience
     /// `api://AzureADTokenExchange` is the client assertion.
-    WorkloadIdentity { client_id: String, service_account_token: Sensitive },
+    WorkloadIdentity {
+        client_id: String,
+        service_account_token: Sensitive,
+    },
     /// `nodePublishSecretRef` with `clientid` and `clientsecret` (keys case-insensitive).
-    ServicePrincipalSecret { client_id: String, client_secret: Sensitive },
+    ServicePrincipalSecret {
+        client_id: String,
+        client_secret: Sensitive,
+    },
     /// `nodePublishSecretRef` with `clientid` and `clientcert` (PEM with key, or base64 PFX).
-    ServicePrincipalCertificate { client_id: String, certificate: Sensitive },
+    ServicePrincipalCertificate {
+        client_id: String,
+        certificate: Sensitive,
+    },
     /// `useVMManagedIdentity`: IMDS, system-assigned or user-assigned by client id.
-    VmManagedIdentity { user_assigned_identity_id: Option<String> },
+    VmManagedIdentity {
+        user_assigned_identity_id: Option<String>,
+    },
     /// `usePodIdentity`: aad-pod-identity NMI on the node, keyed by the pod.
     PodIdentity,
     /// `useAzureTokenProxy`: identity binding, token for audience `api://AKSIdentityBinding`.
-    AzureTokenProxy { client_id: String, service_account_token: Sensitive },
+    AzureTokenProxy {
+        client_id: String,
+        service_account_token: Sensitive,
+    },
 }
 
 impl IdentityRequest {
@@ -154,7 +191,11 @@ pub struct ObjectSpec {
 impl ObjectSpec {
     /// Path of the (first) file, relative to the mount: alias if set, else name.
     pub fn file_name(&self) -> &str {
-        if self.alias.is_empty() { &self.name } else { &self.alias }
+        if self.alias.is_empty() {
+            &self.name
+        } else {
+            &self.alias
+        }
     }
 
     /// Object-version id as upstream: `<objectType>/<objectName>`.
@@ -180,3 +221,24 @@ impl fmt::Display for ObjectSpec {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct RequestError(pub String);
+
+/// A user value cut to [`MAX_ECHOED_CHARS`] characters for an error message.
+fn short(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHOED_CHARS) {
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+        None => value.to_string(),
+    }
+}
+
+/// A JSON error as its kind and position only: serde_json's own message may quote input,
+/// which can be a secret or a token.
+fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Io => "I/O error",
+        Category::Syntax => "syntax error",
+        Category::Data => "unexpected JSON type or value",
+        Category::Eof => "unexpected end of JSON input",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}

@@ -1,1 +1,798 @@
-//! objects YAML (request helper)
+//! The `objects` parameter: a YAML document `array:` whose items are YAML strings, each one
+//! describing one Key Vault object, decoded into [`ObjectSpec`]s and validated.
+//!
+//! Both YAML levels are decoded with a tight `serde-saphyr` budget (depth, events, aliases,
+//! scalar bytes), so deep nesting or alias bombs in a SecretProviderClass end in an error, not in
+//! an exhausted stack or heap. Error messages carry the parser's message and location but no
+//! snippet of the input. Beyond upstream's checks, the object type, name and version, file
+//! permission, path shape and path collisions are validated here, before anything is fetched.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::{
+    MAX_OBJECTS, MAX_OBJECTS_YAML_BYTES, MAX_VERSION_HISTORY, ObjectEncoding, ObjectFormat,
+    ObjectSpec, ObjectType, RequestError, short,
+};
+
+/// Longest path element the driver accepts.
+pub const MAX_PATH_ELEMENT: usize = 255;
+/// Longest path the driver accepts.
+pub const MAX_PATH: usize = 4096;
+/// Longest Key Vault object name.
+const MAX_KEY_VAULT_NAME: usize = 127;
+
+#[derive(Deserialize)]
+struct ObjectsDocument {
+    #[serde(default)]
+    array: Option<Vec<String>>,
+}
+
+/// One item as written; every field optional as in upstream's non-strict decoding.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawObject {
+    object_name: Option<String>,
+    object_type: Option<String>,
+    object_version: Option<String>,
+    object_alias: Option<String>,
+    object_format: Option<String>,
+    object_encoding: Option<String>,
+    file_permission: Option<String>,
+    object_version_history: Option<i64>,
+}
+
+/// Parses and validates `objects` (already trimmed, non-empty), in SecretProviderClass order.
+pub fn parse_objects(yaml: &str) -> Result<Vec<ObjectSpec>, RequestError> {
+    if yaml.len() > MAX_OBJECTS_YAML_BYTES {
+        return Err(RequestError(format!(
+            "objects is {} bytes, more than the limit of {MAX_OBJECTS_YAML_BYTES}",
+            yaml.len()
+        )));
+    }
+    let document: Option<ObjectsDocument> = from_yaml(yaml)
+        .map_err(|e| RequestError(format!("failed to yaml unmarshal objects, error: {e}")))?;
+    let items = document.and_then(|d| d.array).unwrap_or_default();
+    if items.len() > MAX_OBJECTS {
+        return Err(RequestError(format!(
+            "objects lists {} objects, more than the limit of {MAX_OBJECTS}",
+            items.len()
+        )));
+    }
+    let objects = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_object(i, item))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_collisions(&objects)?;
+    Ok(objects)
+}
+
+fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
+    let raw: RawObject = from_yaml::<Option<RawObject>>(item)
+        .map_err(|e| {
+            RequestError(format!(
+                "unmarshal failed for keyVaultObjects at index {index}, error: {e}"
+            ))
+        })?
+        .unwrap_or_default();
+    let text = |field: Option<String>| field.map(|s| s.trim().to_string()).unwrap_or_default();
+    let name = text(raw.object_name);
+    let type_text = text(raw.object_type);
+    let fail = |problem: String| {
+        RequestError(format!(
+            "object {}/{}: {problem}",
+            short(&type_text),
+            short(&name)
+        ))
+    };
+    let object_type = match type_text.as_str() {
+        "secret" => ObjectType::Secret,
+        "key" => ObjectType::Key,
+        "cert" => ObjectType::Cert,
+        other => {
+            return Err(fail(format!(
+                "invalid objectType {:?}, should be secret, key or cert",
+                short(other)
+            )));
+        }
+    };
+    let format = parse_format(object_type, &text(raw.object_format)).map_err(fail)?;
+    let encoding = parse_encoding(object_type, &text(raw.object_encoding)).map_err(fail)?;
+    let alias = text(raw.object_alias);
+    validate_file_name(if alias.is_empty() { &name } else { &alias }).map_err(fail)?;
+    let version = text(raw.object_version);
+    validate_key_vault_id("objectName", &name, false).map_err(fail)?;
+    validate_key_vault_id("objectVersion", &version, true).map_err(fail)?;
+    let file_mode = parse_file_mode(&text(raw.file_permission)).map_err(fail)?;
+    let version_history = match raw.object_version_history.unwrap_or(0) {
+        n if n > i64::from(MAX_VERSION_HISTORY) => {
+            return Err(fail(format!(
+                "objectVersionHistory {n} is more than the limit of {MAX_VERSION_HISTORY}"
+            )));
+        }
+        // Lossless: 2..=MAX_VERSION_HISTORY fits in u32.
+        n if n > 1 => n as u32,
+        _ => 1,
+    };
+    Ok(ObjectSpec {
+        name,
+        object_type,
+        version,
+        alias,
+        format,
+        encoding,
+        file_mode,
+        version_history,
+    })
+}
+
+fn parse_format(object_type: ObjectType, value: &str) -> Result<ObjectFormat, String> {
+    let format = match value.to_ascii_lowercase().as_str() {
+        "" | "pem" => ObjectFormat::Pem,
+        "pfx" => ObjectFormat::Pfx,
+        _ => {
+            return Err(format!(
+                "invalid objectFormat {:?}, should be PEM or PFX",
+                short(value)
+            ));
+        }
+    };
+    if format == ObjectFormat::Pfx && object_type != ObjectType::Secret {
+        return Err("PFX format only supported for objectType: secret".into());
+    }
+    Ok(format)
+}
+
+fn parse_encoding(object_type: ObjectType, value: &str) -> Result<ObjectEncoding, String> {
+    if value.is_empty() {
+        return Ok(ObjectEncoding::Utf8);
+    }
+    if object_type != ObjectType::Secret {
+        return Err("objectEncoding only supported for objectType: secret".into());
+    }
+    match value.to_ascii_lowercase().as_str() {
+        "utf-8" => Ok(ObjectEncoding::Utf8),
+        "base64" => Ok(ObjectEncoding::Base64),
+        "hex" => Ok(ObjectEncoding::Hex),
+        _ => Err(format!(
+            "invalid objectEncoding {:?}, should be hex, base64 or utf-8",
+            short(value)
+        )),
+    }
+}
+
+/// Key Vault object names (and version ids) are 1–127 letters, digits and dashes. Checked up
+/// front because they go into request URLs, and so a typo fails before anything is fetched.
+fn validate_key_vault_id(field: &str, value: &str, may_be_empty: bool) -> Result<(), String> {
+    if value.is_empty() && may_be_empty {
+        return Ok(());
+    }
+    let valid = (1..=MAX_KEY_VAULT_NAME).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if valid {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid {field} {:?}, Key Vault names are 1 to {MAX_KEY_VAULT_NAME} letters, digits and dashes",
+        short(value)
+    ))
+}
+
+/// `filePermission`: an octal mode such as `0600` or `644`; empty means the request's mode.
+fn parse_file_mode(value: &str) -> Result<Option<u32>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        format!(
+            "invalid filePermission {:?}, should be an octal mode from 0000 to 0777 such as \"0644\"",
+            short(value)
+        )
+    };
+    if !value.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(bad());
+    }
+    match u32::from_str_radix(value, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(Some(mode)),
+        _ => Err(bad()),
+    }
+}
+
+/// The file name (alias, else name) must be a path the driver will write: relative, clean, no
+/// `..` anywhere (upstream also rejects `a..b`), element and total lengths within its limits.
+pub fn validate_file_name(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("file name must not be empty".into());
+    }
+    let shown = short(path);
+    if path.starts_with('/') {
+        return Err(format!("file name {shown:?} must be a relative path"));
+    }
+    if path.contains("..") {
+        return Err(format!("file name {shown:?} must not contain '..'"));
+    }
+    if path.contains('\0') {
+        return Err(format!(
+            "file name {shown:?} must not contain a NUL character"
+        ));
+    }
+    if path.len() > MAX_PATH {
+        return Err(format!(
+            "file name {shown:?} is longer than {MAX_PATH} bytes"
+        ));
+    }
+    for element in path.split('/') {
+        if element.is_empty() || element == "." {
+            return Err(format!(
+                "file name {shown:?} must be a clean relative path (no './', '//' or trailing '/')"
+            ));
+        }
+        if element.len() > MAX_PATH_ELEMENT {
+            return Err(format!(
+                "file name {shown:?} has a path element longer than {MAX_PATH_ELEMENT} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Rejects two objects whose files would overlap: the same path, a file that another object
+/// needs as a directory, or a multi-version file `<file>/<i>` that is another object's path.
+fn check_collisions(objects: &[ObjectSpec]) -> Result<(), RequestError> {
+    let mut roots: HashMap<&str, &ObjectSpec> = HashMap::with_capacity(objects.len());
+    for object in objects {
+        if let Some(first) = roots.insert(object.file_name(), object) {
+            return Err(collision(first, object, object.file_name()));
+        }
+    }
+    for object in objects {
+        let path = object.file_name();
+        for (slash, _) in path.match_indices('/') {
+            let (ancestor, rest) = (&path[..slash], &path[slash + 1..]);
+            let Some(owner) = roots.get(ancestor) else {
+                continue;
+            };
+            if !owner.is_multi_version() {
+                return Err(collision(owner, object, ancestor));
+            }
+            let version = rest.split('/').next().unwrap_or(rest);
+            if is_version_index(version, owner.version_history) {
+                return Err(collision(owner, object, &path[..slash + 1 + version.len()]));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `s` is the decimal `i` of a `<file>/<i>` path with `i < n` (written without leading zeros).
+fn is_version_index(s: &str, n: u32) -> bool {
+    (s == "0" || !s.starts_with('0')) && s.parse::<u32>().is_ok_and(|i| i < n)
+}
+
+fn collision(first: &ObjectSpec, second: &ObjectSpec, path: &str) -> RequestError {
+    RequestError(format!(
+        "object {second}: its file collides with object {first} at path {:?}",
+        short(path)
+    ))
+}
+
+/// serde-saphyr with limits far above any real SecretProviderClass and far below harm.
+fn from_yaml<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<T, String> {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_reader_input_bytes: Some(MAX_OBJECTS_YAML_BYTES),
+            flow_nesting_limit: 16,
+            max_depth: 16,
+            max_events: 200_000,
+            max_aliases: 100,
+            max_anchors: 100,
+            max_documents: 1,
+            max_nodes: 100_000,
+            max_total_scalar_bytes: 2 * MAX_OBJECTS_YAML_BYTES,
+            max_recorded_anchor_events: 10_000,
+            max_recorded_anchor_bytes: 2 * MAX_OBJECTS_YAML_BYTES,
+            max_merge_keys: 100,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 10_000,
+            max_replay_stack_depth: 16,
+            max_alias_expansions_per_anchor: 100,
+        },
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options(yaml, options).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(item: &str) -> Result<ObjectSpec, String> {
+        let yaml = format!(
+            "array:\n  - |\n{}",
+            item.lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        );
+        parse_objects(&yaml)
+            .map_err(|e| e.0)
+            .map(|mut v| v.remove(0))
+    }
+
+    fn err(item: &str) -> String {
+        one(item).unwrap_err()
+    }
+
+    #[test]
+    fn e2e_style_block_strings() {
+        let yaml = r#"
+array:
+  - |
+    objectName: secret1
+    objectType: secret
+    objectVersion: ""
+  - |
+    objectName: key1
+    objectType: key
+    objectAlias: " keys/key1 "
+    objectVersion: 6b6ee2b5b8e24d3c8a4b9c6d
+  - |
+    objectName: cert1
+    objectType: cert
+    objectFormat: PEM
+    filePermission: 0755
+  - |
+    objectName: pfx1
+    objectType: secret
+    objectFormat: PFX
+    objectEncoding: BasE64
+    filePermission: "0600"
+    objectVersionHistory: 5
+    unknownField: ignored
+"#;
+        let objects = parse_objects(yaml).unwrap();
+        assert_eq!(objects.len(), 4);
+        assert_eq!(objects[0].id(), "secret/secret1");
+        assert_eq!(objects[0].file_name(), "secret1");
+        assert_eq!(objects[0].version, "");
+        assert_eq!(objects[0].file_mode, None);
+        assert_eq!(objects[0].version_history, 1);
+        assert_eq!(objects[1].alias, "keys/key1");
+        assert_eq!(objects[1].version, "6b6ee2b5b8e24d3c8a4b9c6d");
+        assert_eq!(objects[2].file_mode, Some(0o755));
+        assert_eq!(objects[3].format, ObjectFormat::Pfx);
+        assert_eq!(objects[3].encoding, ObjectEncoding::Base64);
+        assert_eq!(objects[3].file_mode, Some(0o600));
+        assert_eq!(objects[3].version_history, 5);
+        assert!(objects[3].is_multi_version());
+        assert_eq!(objects[3].to_string(), "secret/pfx1");
+    }
+
+    #[test]
+    fn empty_and_keyless_documents_have_no_objects() {
+        for yaml in ["array:", "array: []", "# nothing", "other: 1", "array: ~"] {
+            assert!(parse_objects(yaml).unwrap().is_empty(), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn structural_yaml_errors() {
+        for yaml in [
+            "- |\n  objectName: secret1\n  objectType: secret",
+            "invalid",
+            "array:\n  - objectName: a\n    objectType: secret",
+            "array: [1, [2]]",
+            "array:\n- a\narray:\n- b",
+        ] {
+            let e = parse_objects(yaml).unwrap_err().0;
+            assert!(
+                e.starts_with("failed to yaml unmarshal objects, error:"),
+                "{yaml}: {e}"
+            );
+        }
+        let e = parse_objects("array:\n  - \"objectName: [\"")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("unmarshal failed for keyVaultObjects at index 0"),
+            "{e}"
+        );
+        let e = parse_objects("array:\n  - |\n    objectName: a\n    objectType: secret\n    objectVersionHistory: many").unwrap_err().0;
+        assert!(e.contains("index 0"), "{e}");
+    }
+
+    #[test]
+    fn yaml_errors_show_location_but_no_snippet() {
+        let e = parse_objects("array:\n  - a\n  b: [SECRETISH")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("line"), "{e}");
+        assert!(!e.contains("SECRETISH"), "{e}");
+    }
+
+    #[test]
+    fn object_type_is_case_sensitive() {
+        assert!(err("objectName: a\nobjectType: Secret").contains(
+            "object Secret/a: invalid objectType \"Secret\", should be secret, key or cert"
+        ));
+        assert!(err("objectName: a").contains("object /a: invalid objectType \"\""));
+    }
+
+    #[test]
+    fn object_format() {
+        // §7 B 19.
+        assert_eq!(
+            one("objectName: a\nobjectType: cert\nobjectFormat: \"\"")
+                .unwrap()
+                .format,
+            ObjectFormat::Pem
+        );
+        let e = err("objectName: db-pass\nobjectType: secret\nobjectFormat: pkcs");
+        assert_eq!(
+            e,
+            "object secret/db-pass: invalid objectFormat \"pkcs\", should be PEM or PFX"
+        );
+        assert!(
+            err("objectName: a\nobjectType: cert\nobjectFormat: pfx")
+                .contains("PFX format only supported for objectType: secret")
+        );
+        assert!(
+            err("objectName: a\nobjectType: key\nobjectFormat: PFX")
+                .contains("PFX format only supported")
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectFormat: PFX")
+                .unwrap()
+                .format,
+            ObjectFormat::Pfx
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectFormat: pfx")
+                .unwrap()
+                .format,
+            ObjectFormat::Pfx
+        );
+    }
+
+    #[test]
+    fn object_encoding() {
+        // §7 B 20.
+        assert_eq!(
+            one("objectName: a\nobjectType: cert\nobjectEncoding: \"\"")
+                .unwrap()
+                .encoding,
+            ObjectEncoding::Utf8
+        );
+        let e = err("objectName: secret1\nobjectType: secret\nobjectEncoding: utf-16");
+        assert!(e.contains("object secret/secret1: invalid objectEncoding \"utf-16\", should be hex, base64 or utf-8"), "{e}");
+        assert!(
+            err("objectName: a\nobjectType: cert\nobjectEncoding: base64")
+                .contains("objectEncoding only supported for objectType: secret")
+        );
+        assert!(
+            err("objectName: a\nobjectType: key\nobjectEncoding: utf-16")
+                .contains("objectEncoding only supported")
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectEncoding: BasE64")
+                .unwrap()
+                .encoding,
+            ObjectEncoding::Base64
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectEncoding: HEX")
+                .unwrap()
+                .encoding,
+            ObjectEncoding::Hex
+        );
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nobjectEncoding: UTF-8")
+                .unwrap()
+                .encoding,
+            ObjectEncoding::Utf8
+        );
+    }
+
+    #[test]
+    fn file_names() {
+        // §7 B 21.
+        assert!(
+            err("objectName: /secret1\nobjectType: secret")
+                .contains("file name \"/secret1\" must be a relative path")
+        );
+        assert!(
+            err("objectName: secret1/..\nobjectType: secret").contains("must not contain '..'")
+        );
+        assert!(
+            err("objectName: ../secret1\nobjectType: secret").contains("must not contain '..'")
+        );
+        assert!(
+            err("objectName: n\nobjectAlias: a..b\nobjectType: secret")
+                .contains("must not contain '..'")
+        );
+        assert!(
+            err("objectName: \"\"\nobjectType: secret").contains("file name must not be empty")
+        );
+        assert!(
+            err("objectName: real\nobjectAlias: /abs\nobjectType: secret")
+                .contains("object secret/real: file name \"/abs\"")
+        );
+        for bad in ["./a", "a//b", "a/", "a/./b", "."] {
+            assert!(
+                err(&format!("objectName: \"{bad}\"\nobjectType: secret"))
+                    .contains("clean relative path"),
+                "{bad}"
+            );
+        }
+        let long = "x".repeat(256);
+        assert!(
+            err(&format!("objectName: {long}\nobjectType: secret")).contains("longer than 255")
+        );
+        let total = vec!["y".repeat(200); 21].join("/");
+        assert!(
+            err(&format!("objectName: {total}\nobjectType: secret")).contains("longer than 4096")
+        );
+        assert!(err("objectName: \"a\\0b\"\nobjectType: secret").contains("NUL"));
+        assert_eq!(
+            one("objectName: \" secret1 \"\nobjectType: \" secret \"")
+                .unwrap()
+                .file_name(),
+            "secret1"
+        );
+        assert_eq!(
+            one("objectName: n\nobjectAlias: dir/sub/file\nobjectType: secret")
+                .unwrap()
+                .file_name(),
+            "dir/sub/file"
+        );
+        assert!(validate_file_name(&"z".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn key_vault_names_and_versions() {
+        let e = err("objectName: db_pass\nobjectType: secret");
+        assert!(
+            e.contains("object secret/db_pass: invalid objectName \"db_pass\""),
+            "{e}"
+        );
+        let e = err("objectName: \"\"\nobjectAlias: file\nobjectType: secret");
+        assert!(e.contains("invalid objectName \"\""), "{e}");
+        let long = "n".repeat(128);
+        assert!(
+            err(&format!("objectName: {long}\nobjectType: secret")).contains("invalid objectName")
+        );
+        let e = err("objectName: a\nobjectType: secret\nobjectVersion: ../keys/x");
+        assert!(e.contains("invalid objectVersion"), "{e}");
+        for version in ["", "latest", "6b6ee2b5b8e24d3c8a4b9c6d0e1f2a3b"] {
+            let item = format!("objectName: a-1\nobjectType: secret\nobjectVersion: \"{version}\"");
+            assert_eq!(one(&item).unwrap().version, version);
+        }
+    }
+
+    #[test]
+    fn file_permission() {
+        for (value, mode) in [
+            ("\"0600\"", 0o600),
+            ("0755", 0o755),
+            ("\"644\"", 0o644),
+            ("\"0\"", 0),
+            ("\"0777\"", 0o777),
+            ("\"00640\"", 0o640),
+        ] {
+            assert_eq!(
+                one(&format!(
+                    "objectName: a\nobjectType: secret\nfilePermission: {value}"
+                ))
+                .unwrap()
+                .file_mode,
+                Some(mode),
+                "{value}"
+            );
+        }
+        assert_eq!(
+            one("objectName: a\nobjectType: secret\nfilePermission: \"\"")
+                .unwrap()
+                .file_mode,
+            None
+        );
+        for bad in [
+            "\"0900\"",
+            "900",
+            "0o600",
+            "rw-",
+            "\"1777\"",
+            "\"-1\"",
+            "\"+644\"",
+            "\"99999999999999999999\"",
+        ] {
+            let e = err(&format!(
+                "objectName: a\nobjectType: secret\nfilePermission: {bad}"
+            ));
+            assert!(
+                e.contains("object secret/a: invalid filePermission"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn version_history_is_clamped() {
+        for (value, expected) in [
+            ("", 1),
+            ("0", 1),
+            ("-5", 1),
+            ("1", 1),
+            ("2", 2),
+            ("200", 200),
+            ("1000", 1000),
+        ] {
+            let item = format!("objectName: a\nobjectType: secret\nobjectVersionHistory: {value}");
+            assert_eq!(one(&item).unwrap().version_history, expected, "{value}");
+        }
+        let e = err("objectName: a\nobjectType: secret\nobjectVersionHistory: 1001");
+        assert!(
+            e.contains("object secret/a: objectVersionHistory 1001 is more than the limit of 1000"),
+            "{e}"
+        );
+    }
+
+    fn list(items: &[&str]) -> String {
+        let mut yaml = String::from("array:\n");
+        for item in items {
+            yaml.push_str("  - |\n");
+            for line in item.lines() {
+                yaml.push_str(&format!("    {line}\n"));
+            }
+        }
+        yaml
+    }
+
+    #[test]
+    fn collisions() {
+        let cases: [(&[&str], &str); 6] = [
+            (
+                &[
+                    "objectName: a\nobjectType: secret",
+                    "objectName: a\nobjectType: key",
+                ],
+                "object key/a: its file collides with object secret/a at path \"a\"",
+            ),
+            (
+                &[
+                    "objectName: a\nobjectType: secret",
+                    "objectName: b\nobjectAlias: a\nobjectType: cert",
+                ],
+                "at path \"a\"",
+            ),
+            (
+                &[
+                    "objectName: a\nobjectType: secret",
+                    "objectName: n\nobjectAlias: a/b\nobjectType: secret",
+                ],
+                "at path \"a\"",
+            ),
+            (
+                &[
+                    "objectName: n\nobjectAlias: x/y/z\nobjectType: secret",
+                    "objectName: n\nobjectAlias: x/y\nobjectType: secret",
+                ],
+                "at path \"x/y\"",
+            ),
+            (
+                &[
+                    "objectName: a\nobjectType: secret\nobjectVersionHistory: 3",
+                    "objectName: n\nobjectAlias: a/2\nobjectType: key",
+                ],
+                "at path \"a/2\"",
+            ),
+            (
+                &[
+                    "objectName: a\nobjectType: secret\nobjectVersionHistory: 3",
+                    "objectName: b\nobjectAlias: a/1/c\nobjectType: key",
+                ],
+                "at path \"a/1\"",
+            ),
+        ];
+        for (items, want) in cases {
+            let e = parse_objects(&list(items)).unwrap_err().0;
+            assert!(e.contains(want), "{items:?}: {e}");
+        }
+        let fine: [&[&str]; 3] = [
+            &[
+                "objectName: a\nobjectType: secret\nobjectVersionHistory: 3",
+                "objectName: n\nobjectAlias: a/3\nobjectType: key",
+                "objectName: n\nobjectAlias: a/01\nobjectType: key",
+            ],
+            &[
+                "objectName: a\nobjectType: secret",
+                "objectName: ab\nobjectType: secret",
+                "objectName: n\nobjectAlias: a-b/c\nobjectType: secret",
+            ],
+            &[
+                "objectName: n\nobjectAlias: d/a\nobjectType: secret",
+                "objectName: n\nobjectAlias: d/b\nobjectType: secret",
+            ],
+        ];
+        for items in fine {
+            assert_eq!(
+                parse_objects(&list(items)).unwrap().len(),
+                items.len(),
+                "{items:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let items: Vec<String> = (0..=MAX_OBJECTS)
+            .map(|i| format!("objectName: s{i}\nobjectType: secret"))
+            .collect();
+        let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+        let e = parse_objects(&list(&refs)).unwrap_err().0;
+        assert!(
+            e.contains("1001 objects, more than the limit of 1000"),
+            "{e}"
+        );
+        assert_eq!(
+            parse_objects(&list(&refs[..MAX_OBJECTS])).unwrap().len(),
+            MAX_OBJECTS
+        );
+        let huge = format!(
+            "array:\n  - |\n    objectName: {}\n",
+            "n".repeat(MAX_OBJECTS_YAML_BYTES)
+        );
+        assert!(
+            parse_objects(&huge)
+                .unwrap_err()
+                .0
+                .contains("more than the limit of 262144")
+        );
+    }
+
+    #[test]
+    fn hostile_yaml_is_an_error_not_a_crash() {
+        let deep_flow = "[".repeat(100_000);
+        let deep_flow_item = format!("array:\n  - '{}'", "[".repeat(100_000));
+        let deep_block: String = (0..600).map(|i| format!("{}-\n", " ".repeat(i))).collect();
+        let deep_block_map: String = (0..600).map(|i| format!("{}a:\n", " ".repeat(i))).collect();
+        let deep_map = format!("array: {}", "{a: ".repeat(50_000));
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev; 10].join(", ")));
+        }
+        let bomb_array = format!("{bomb}array: *a9\n");
+        let bomb_item = format!(
+            "array:\n  - |\n{}",
+            bomb.lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        );
+        let many_docs = "array:\n---\n".repeat(1000);
+        for yaml in [
+            deep_flow.as_str(),
+            &deep_flow_item,
+            &deep_block,
+            &deep_block_map,
+            &deep_map,
+            &bomb_array,
+            &bomb_item,
+            &many_docs,
+        ] {
+            assert!(
+                yaml.len() <= MAX_OBJECTS_YAML_BYTES,
+                "exercise the parser, not the size limit"
+            );
+            let e = parse_objects(yaml).unwrap_err().0;
+            assert!(
+                e.contains("failed to yaml unmarshal objects")
+                    || e.contains("keyVaultObjects at index 0"),
+                "{e}"
+            );
+        }
+    }
+}

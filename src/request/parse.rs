@@ -1,1 +1,986 @@
-pub fn parse(_req: &crate::pb::MountRequest, _defaults: &super::RequestDefaults) -> Result<super::MountRequest, super::RequestError> { Err(super::RequestError("request parsing is not built yet".into())) }
+//! Decoding of the driver's `MountRequest` fields and evaluation of the SecretProviderClass
+//! parameters, in the order the Go provider evaluates them (reference §1.2), so the first
+//! complaint about a bad SecretProviderClass is the same as upstream's.
+//!
+//! [`parse_parameters`] works on already-decoded parameters so an offline check of a
+//! SecretProviderClass's `spec.parameters` can run the very same validation.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use super::cloud::{AZURE_ENVIRONMENT_FILEPATH, CloudEnvironment};
+use super::identity::{self, IdentityInput, Mode, SERVICE_ACCOUNT_TOKENS};
+use super::{
+    MAX_ATTRIBUTES_BYTES, MAX_SECRETS_BYTES, MountRequest, PodInfo, RequestDefaults, RequestError,
+    json_error, objects, short,
+};
+use crate::config::parse_go_bool;
+use crate::pb;
+
+type Parameters = BTreeMap<String, String>;
+
+/// Read access to the parameters: every value trimmed, a missing key reads as `""`.
+#[derive(Clone, Copy)]
+struct Params<'a>(&'a Parameters);
+
+impl<'a> Params<'a> {
+    fn get(self, key: &str) -> &'a str {
+        self.0.get(key).map_or("", |v| v.trim())
+    }
+}
+
+/// Decodes `attributes`, `secrets` and `permission`, then validates everything.
+pub fn parse(
+    req: &pb::MountRequest,
+    defaults: &RequestDefaults,
+) -> Result<MountRequest, RequestError> {
+    let attributes = decode_map("attributes", &req.attributes, MAX_ATTRIBUTES_BYTES)?.ok_or_else(|| {
+        RequestError("failed to unmarshal attributes, error: got null, expected a JSON object of strings".into())
+    })?;
+    let secrets = decode_map("secrets", &req.secrets, MAX_SECRETS_BYTES)?;
+    let default_mode = decode_permission(&req.permission)?;
+    parse_parameters(&attributes, secrets.as_ref(), default_mode, defaults)
+}
+
+/// Validates SecretProviderClass parameters merged with the pod attributes. `secrets` is the
+/// nodePublishSecretRef data (`None` when the volume has none), `default_mode` the mode of
+/// files without `filePermission`.
+pub fn parse_parameters(
+    parameters: &Parameters,
+    secrets: Option<&Parameters>,
+    default_mode: u32,
+    defaults: &RequestDefaults,
+) -> Result<MountRequest, RequestError> {
+    parse_with_env(parameters, secrets, default_mode, defaults, &|name| {
+        std::env::var_os(name)
+    })
+}
+
+/// [`parse_parameters`] with the process environment passed in (tests inject their own).
+fn parse_with_env(
+    parameters: &Parameters,
+    secrets: Option<&Parameters>,
+    default_mode: u32,
+    defaults: &RequestDefaults,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<MountRequest, RequestError> {
+    let params = Params(parameters);
+    let get = |key: &str| params.get(key);
+    let fail = |message: &str| Err(RequestError(message.into()));
+    check_mode(default_mode)?;
+
+    let pod_name = get("csi.storage.k8s.io/pod.name");
+    if pod_name.is_empty() {
+        return fail(
+            "pod name is not provided (csi.storage.k8s.io/pod.name; the CSIDriver needs podInfoOnMount: true)",
+        );
+    }
+    let namespace = get("csi.storage.k8s.io/pod.namespace");
+    if namespace.is_empty() {
+        return fail("pod namespace is not provided (csi.storage.k8s.io/pod.namespace)");
+    }
+    let mode = identity_mode(params)?;
+    let vault_name = get("keyvaultName");
+    if vault_name.is_empty() {
+        return fail("keyvaultName is not provided");
+    }
+    let tenant_id = match get("tenantID") {
+        "" => get("tenantId"),
+        id => id,
+    };
+    if tenant_id.is_empty() {
+        return fail("tenantId is not provided (set tenantID)");
+    }
+    let cloud = resolve_cloud(params, defaults, env)?;
+    let tokens = match get(SERVICE_ACCOUNT_TOKENS) {
+        "" => secrets
+            .and_then(|s| s.get(SERVICE_ACCOUNT_TOKENS))
+            .map_or("", |t| t.trim()),
+        tokens => tokens,
+    };
+    let identity = identity::select(&IdentityInput {
+        mode,
+        client_id: get("clientID"),
+        user_assigned_identity_id: get("userAssignedIdentityID"),
+        tokens,
+        secrets,
+    })?;
+    let objects_yaml = get("objects");
+    if objects_yaml.is_empty() {
+        return fail("objects is not set");
+    }
+    let objects = objects::parse_objects(objects_yaml)?;
+    if !objects.is_empty() {
+        validate_vault_name(vault_name)?;
+    }
+    let optional = |key: &str| Some(get(key).to_string()).filter(|v| !v.is_empty());
+    Ok(MountRequest {
+        pod: PodInfo {
+            name: pod_name.into(),
+            namespace: namespace.into(),
+            uid: optional("csi.storage.k8s.io/pod.uid"),
+            service_account: optional("csi.storage.k8s.io/serviceAccount.name"),
+        },
+        secret_provider_class: optional("secretProviderClass"),
+        vault_name: vault_name.into(),
+        tenant_id: tenant_id.into(),
+        cloud,
+        identity,
+        objects,
+        default_mode,
+    })
+}
+
+/// The three mutually exclusive identity flags.
+fn identity_mode(params: Params<'_>) -> Result<Mode, RequestError> {
+    let flag = |key: &str| match params.get(key) {
+        "" => Ok(false),
+        value => parse_go_bool(value).map_err(|_| bool_error(key, value)),
+    };
+    let flags = [
+        (flag("usePodIdentity")?, Mode::PodIdentity),
+        (flag("useVMManagedIdentity")?, Mode::VmManagedIdentity),
+        (flag("useAzureTokenProxy")?, Mode::AzureTokenProxy),
+    ];
+    let mut enabled = flags.iter().filter(|(on, _)| *on).map(|(_, mode)| *mode);
+    match (enabled.next(), enabled.next()) {
+        (None, _) => Ok(Mode::None),
+        (Some(mode), None) => Ok(mode),
+        (Some(_), Some(_)) => Err(RequestError(
+            "only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or useAzureTokenProxy".into(),
+        )),
+    }
+}
+
+/// Upstream's message (Go's `strconv.ParseBool` error), with the value cut short.
+fn bool_error(key: &str, value: &str) -> RequestError {
+    let value = short(value);
+    RequestError(format!(
+        "failed to parse {key} flag, error: strconv.ParseBool: parsing {value:?}: invalid syntax (use true or false)"
+    ))
+}
+
+/// `cloudName` (default `--cloud-name`); Azure Stack reads `cloudEnvFileName`, else the
+/// `AZURE_ENVIRONMENT_FILEPATH` environment variable, for this mount only.
+fn resolve_cloud(
+    params: Params<'_>,
+    defaults: &RequestDefaults,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<CloudEnvironment, RequestError> {
+    let name = match params.get("cloudName") {
+        "" => defaults.cloud_name.trim(),
+        name => name,
+    };
+    let env_file = match params.get("cloudEnvFileName") {
+        "" => env(AZURE_ENVIRONMENT_FILEPATH)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from),
+        path => Some(PathBuf::from(path)),
+    };
+    CloudEnvironment::from_name(name, env_file.as_deref()).map_err(|e| {
+        RequestError(format!(
+            "cloudName {} is not valid, error: {e}",
+            short(name)
+        ))
+    })
+}
+
+/// `keyvaultName` as Key Vault accepts it: 3–24 of `[-A-Za-z0-9]`.
+pub fn validate_vault_name(name: &str) -> Result<(), RequestError> {
+    let problem = if !(3..=24).contains(&name.chars().count()) {
+        "must be between 3 and 24 chars"
+    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        "must match [-a-zA-Z0-9]{3,24}"
+    } else {
+        return Ok(());
+    };
+    Err(RequestError(format!(
+        "invalid keyvaultName {:?}: Invalid vault name, {problem}",
+        short(name)
+    )))
+}
+
+/// A JSON object of strings; `null` is `None`. Errors never quote the input.
+fn decode_map(field: &str, json: &str, limit: usize) -> Result<Option<Parameters>, RequestError> {
+    let fail = |problem: String| {
+        Err(RequestError(format!(
+            "failed to unmarshal {field}, error: {problem}"
+        )))
+    };
+    if json.trim().is_empty() {
+        return fail("the field is empty, expected a JSON object of strings".into());
+    }
+    if json.len() > limit {
+        return fail(format!(
+            "{} bytes is more than the limit of {limit}",
+            json.len()
+        ));
+    }
+    serde_json::from_str(json).or_else(|e| {
+        fail(format!(
+            "{}, expected a JSON object of strings",
+            json_error(&e)
+        ))
+    })
+}
+
+/// `permission`: the default file mode as a decimal JSON number, e.g. `"420"` for 0644.
+fn decode_permission(json: &str) -> Result<u32, RequestError> {
+    let mode: u32 = serde_json::from_str(json).map_err(|e| {
+        RequestError(format!(
+            "failed to unmarshal file permission, error: {}, expected a decimal file mode such as \"420\"",
+            json_error(&e)
+        ))
+    })?;
+    check_mode(mode)?;
+    Ok(mode)
+}
+
+fn check_mode(mode: u32) -> Result<(), RequestError> {
+    if mode > 0o777 {
+        return Err(RequestError(format!(
+            "file permission {mode} ({mode:#o}) is not a file mode from 0 to 0o777"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    use super::*;
+    use crate::request::{
+        IDENTITY_BINDING_AUDIENCE, IdentityRequest, MAX_OBJECTS_YAML_BYTES, ObjectType,
+        WORKLOAD_IDENTITY_AUDIENCE,
+    };
+
+    const CLIENT_SECRET: &str = "Zq8~s3cr3t-VALUE.never_print";
+    const JWT: &str =
+        "eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJzdWIiOiJzeXN0ZW06c2EifQ.SIGNATURE-never-print";
+    const OBJECTS: &str = "array:\n  - |\n    objectName: secret1\n    objectType: secret\n";
+
+    fn map(pairs: &[(&str, &str)]) -> Parameters {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Pod info, vault, tenant: what every valid request has.
+    fn base(extra: &[(&str, &str)]) -> Parameters {
+        let mut p = map(&[
+            ("csi.storage.k8s.io/pod.name", "pod1"),
+            ("csi.storage.k8s.io/pod.namespace", "ns1"),
+            ("keyvaultName", "testKV"),
+            ("tenantId", "tid"),
+        ]);
+        p.extend(map(extra));
+        p
+    }
+
+    fn tokens(audience: &str) -> String {
+        serde_json::json!({ audience: { "token": JWT, "expirationTimestamp": "2099-01-01T00:00:00Z" } }).to_string()
+    }
+
+    fn no_env(_: &str) -> Option<OsString> {
+        None
+    }
+
+    fn run(
+        params: &Parameters,
+        secrets: Option<&Parameters>,
+    ) -> Result<MountRequest, RequestError> {
+        parse_with_env(params, secrets, 0o644, &RequestDefaults::default(), &no_env)
+    }
+
+    fn err(params: &Parameters, secrets: Option<&Parameters>) -> String {
+        let e = run(params, secrets).unwrap_err().0;
+        assert!(
+            !e.contains(CLIENT_SECRET) && !e.contains(JWT) && !e.contains("SIGNATURE"),
+            "leak: {e}"
+        );
+        e
+    }
+
+    fn vm(extra: &[(&str, &str)]) -> Parameters {
+        let mut p = base(&[("useVMManagedIdentity", "true"), ("objects", OBJECTS)]);
+        p.extend(map(extra));
+        p
+    }
+
+    #[test]
+    fn upstream_parameter_cases() {
+        // §7 A, in upstream's evaluation order.
+        let pod = [("csi.storage.k8s.io/pod.name", "pod1")];
+        assert!(err(&map(&[]), None).contains("pod name is not provided"));
+        assert!(err(&map(&pod), None).contains("pod namespace is not provided"));
+        let p = map(&[
+            ("csi.storage.k8s.io/pod.name", "pod1"),
+            ("csi.storage.k8s.io/pod.namespace", "ns1"),
+        ]);
+        assert!(err(&p, None).contains("keyvaultName is not provided"));
+        let mut p2 = p.clone();
+        p2.insert("keyvaultName".into(), "testKV".into());
+        assert!(err(&p2, None).contains("tenantId is not provided"));
+        assert!(err(&base(&[("usePodIdentity", "tru")]), None)
+            .contains("failed to parse usePodIdentity flag, error: strconv.ParseBool: parsing \"tru\": invalid syntax"));
+        assert!(err(&base(&[("usePodIdentity", "false"), ("useVMManagedIdentity", "tru")]), None)
+            .contains("failed to parse useVMManagedIdentity flag, error: strconv.ParseBool: parsing \"tru\": invalid syntax"));
+        assert!(
+            err(&base(&[("cloudName", "AzureCloud1")]), None)
+                .contains("cloudName AzureCloud1 is not valid")
+        );
+        let e = err(
+            &base(&[
+                ("cloudName", "AzureStackCloud"),
+                ("cloudEnvFileName", "/etc/kubernetes/akscustom.json"),
+            ]),
+            None,
+        );
+        assert!(e.contains("cloudName AzureStackCloud is not valid, error: open /etc/kubernetes/akscustom.json: no such file or directory"), "{e}");
+        assert!(
+            err(&base(&[("useVMManagedIdentity", "true")]), None).contains("objects is not set")
+        );
+        let bare = "- |\n  objectName: secret1\n  objectType: secret\n  objectVersion: \"\"";
+        assert!(
+            err(&vm(&[("objects", bare)]), None)
+                .contains("failed to yaml unmarshal objects, error:")
+        );
+        assert!(
+            run(&vm(&[("objects", "\n      array:")]), None)
+                .unwrap()
+                .objects
+                .is_empty()
+        );
+        let pkcs = "array:\n  - |\n    objectName: secret1\n    objectType: secret\n    objectFormat: pkcs\n    objectVersion: \"\"";
+        assert!(err(&vm(&[("objects", pkcs)]), None).contains(
+            "object secret/secret1: invalid objectFormat \"pkcs\", should be PEM or PFX"
+        ));
+        let utf16 = "array:\n  - |\n    objectName: secret1\n    objectType: secret\n    objectEncoding: utf-16";
+        assert!(
+            err(&vm(&[("objects", utf16)]), None)
+                .contains("invalid objectEncoding \"utf-16\", should be hex, base64 or utf-8")
+        );
+        let binding = tokens(IDENTITY_BINDING_AUDIENCE);
+        let proxy = [
+            ("useAzureTokenProxy", "true"),
+            ("objects", OBJECTS),
+            ("keyvaultName", "test-vault"),
+        ];
+        let mut p = base(&proxy);
+        p.insert(SERVICE_ACCOUNT_TOKENS.into(), binding.clone());
+        assert!(err(&p, None).contains("clientID is required"));
+        assert!(
+            err(
+                &base(&[("useAzureTokenProxy", "invalid-value"), ("clientID", "cid")]),
+                None
+            )
+            .contains("failed to parse useAzureTokenProxy")
+        );
+        let e = err(
+            &base(&[
+                ("useAzureTokenProxy", "true"),
+                ("clientID", "cid"),
+                ("objects", OBJECTS),
+            ]),
+            None,
+        );
+        assert!(
+            e.contains("service account tokens are required for identity binding")
+                && e.contains("tokenRequests"),
+            "{e}"
+        );
+        let e = err(
+            &base(&[("usePodIdentity", "true"), ("useAzureTokenProxy", "true")]),
+            None,
+        );
+        assert!(e.contains("only one identity mode can be enabled at a time: usePodIdentity, useVMManagedIdentity, or useAzureTokenProxy"), "{e}");
+        assert!(
+            err(
+                &base(&[("usePodIdentity", "1"), ("useVMManagedIdentity", "T")]),
+                None
+            )
+            .contains("only one identity mode")
+        );
+    }
+
+    #[test]
+    fn auth_errors_come_before_objects_errors() {
+        let e = err(&base(&[("objects", "garbage: [")]), None);
+        assert!(e.contains("failed to build auth config for mode None: failed to get credentials, nodePublishSecretRef secret is not set"), "{e}");
+    }
+
+    #[test]
+    fn tenant_precedence_and_trimming() {
+        // §7 J 45.
+        let r = run(&vm(&[("tenantId", " test ")]), None).unwrap();
+        assert_eq!(r.tenant_id, "test");
+        let r = run(&vm(&[("tenantId", "old"), ("tenantID", " new ")]), None).unwrap();
+        assert_eq!(r.tenant_id, "new");
+        let r = run(&vm(&[("tenantId", "old"), ("tenantID", "  ")]), None).unwrap();
+        assert_eq!(r.tenant_id, "old");
+        let r = run(
+            &vm(&[
+                ("csi.storage.k8s.io/pod.name", " pod1 "),
+                ("csi.storage.k8s.io/pod.namespace", "\tns1\n"),
+                ("keyvaultName", " testKV "),
+                ("useVMManagedIdentity", " true "),
+                ("userAssignedIdentityID", " uami "),
+                ("cloudName", " azurechinacloud "),
+                ("secretProviderClass", " spc "),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                r.pod.name.as_str(),
+                r.pod.namespace.as_str(),
+                r.vault_name.as_str()
+            ),
+            ("pod1", "ns1", "testKV")
+        );
+        assert_eq!(r.cloud.name, "AzureChinaCloud");
+        assert_eq!(r.vault_url(), "https://testKV.vault.azure.cn/");
+        assert_eq!(r.secret_provider_class.as_deref(), Some("spc"));
+        assert!(
+            matches!(r.identity, IdentityRequest::VmManagedIdentity { user_assigned_identity_id: Some(ref id) } if id == "uami")
+        );
+    }
+
+    #[test]
+    fn bool_spellings() {
+        // §7 J 46.
+        for on in ["true", "True", "TRUE", "1", "t", "T", " true "] {
+            assert!(
+                matches!(
+                    run(&vm(&[("useVMManagedIdentity", on)]), None)
+                        .unwrap()
+                        .identity,
+                    IdentityRequest::VmManagedIdentity { .. }
+                ),
+                "{on}"
+            );
+        }
+        for off in ["false", "FALSE", "False", "0", "f", "F", ""] {
+            let e = err(&vm(&[("useVMManagedIdentity", off)]), None);
+            assert!(
+                e.contains("nodePublishSecretRef secret is not set"),
+                "{off}: {e}"
+            );
+        }
+        for bad in ["yes", "on", "tRUE", "2", "invalid"] {
+            assert!(
+                err(&vm(&[("useVMManagedIdentity", bad)]), None)
+                    .contains("failed to parse useVMManagedIdentity flag"),
+                "{bad}"
+            );
+        }
+        let long = "x".repeat(10_000);
+        assert!(err(&vm(&[("usePodIdentity", &long)]), None).len() < 300);
+    }
+
+    #[test]
+    fn each_identity_mode() {
+        let wi = tokens(WORKLOAD_IDENTITY_AUDIENCE);
+        let sp = map(&[("clientid", "spid"), ("clientsecret", CLIENT_SECRET)]);
+        let objects = [("objects", OBJECTS)];
+
+        let r = run(
+            &base(&[("usePodIdentity", "true"), ("objects", OBJECTS)]),
+            Some(&sp),
+        )
+        .unwrap();
+        assert!(matches!(r.identity, IdentityRequest::PodIdentity));
+        assert_eq!(r.identity.mode_name(), "pod_identity");
+
+        let r = run(&vm(&[]), None).unwrap();
+        assert!(matches!(
+            r.identity,
+            IdentityRequest::VmManagedIdentity {
+                user_assigned_identity_id: None
+            }
+        ));
+
+        let mut p = base(&[("clientID", "wi-client"), ("objects", OBJECTS)]);
+        p.insert(SERVICE_ACCOUNT_TOKENS.into(), wi.clone());
+        match run(&p, Some(&sp)).unwrap().identity {
+            IdentityRequest::WorkloadIdentity {
+                client_id,
+                service_account_token,
+            } => {
+                assert_eq!(client_id, "wi-client");
+                assert_eq!(service_account_token.expose(), JWT);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let mut p = base(&[
+            ("clientID", "ib-client"),
+            ("useAzureTokenProxy", "true"),
+            ("objects", OBJECTS),
+        ]);
+        p.insert(
+            SERVICE_ACCOUNT_TOKENS.into(),
+            tokens(IDENTITY_BINDING_AUDIENCE),
+        );
+        assert!(
+            matches!(run(&p, None).unwrap().identity, IdentityRequest::AzureTokenProxy { ref client_id, .. } if client_id == "ib-client")
+        );
+
+        match run(&base(&objects), Some(&sp)).unwrap().identity {
+            IdentityRequest::ServicePrincipalSecret {
+                client_id,
+                client_secret,
+            } => {
+                assert_eq!(client_id, "spid");
+                assert_eq!(client_secret.expose(), CLIENT_SECRET);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cert = map(&[
+            ("ClientID", "spid"),
+            ("ClientCert", "-----BEGIN CERTIFICATE-----"),
+        ]);
+        let r = run(&base(&objects), Some(&cert)).unwrap();
+        assert!(
+            matches!(r.identity, IdentityRequest::ServicePrincipalCertificate { ref certificate, .. } if certificate.expose().starts_with("-----BEGIN"))
+        );
+    }
+
+    #[test]
+    fn client_id_demands_tokens_in_every_mode() {
+        // §3.2: pod identity and VM identity too.
+        for mode in ["usePodIdentity", "useVMManagedIdentity"] {
+            let e = err(
+                &base(&[(mode, "true"), ("clientID", "cid"), ("objects", OBJECTS)]),
+                None,
+            );
+            assert!(
+                e.contains("service account tokens not found") && e.contains("tokenRequests"),
+                "{e}"
+            );
+            let mut p = base(&[(mode, "true"), ("clientID", "cid"), ("objects", OBJECTS)]);
+            p.insert(
+                SERVICE_ACCOUNT_TOKENS.into(),
+                tokens(WORKLOAD_IDENTITY_AUDIENCE),
+            );
+            assert!(run(&p, None).is_ok());
+        }
+        // No fallback to the service principal when clientID is set.
+        let sp = map(&[("clientid", "spid"), ("clientsecret", CLIENT_SECRET)]);
+        let e = err(
+            &base(&[("clientID", "cid"), ("objects", OBJECTS)]),
+            Some(&sp),
+        );
+        assert!(
+            e.contains("failed to build auth config for mode None")
+                && e.contains("api://AzureADTokenExchange"),
+            "{e}"
+        );
+        for bad in [
+            "invalid",
+            r#"{"aud1":{"token":"x"}}"#,
+            r#"{"api://AzureADTokenExchange":{"token":12345}}"#,
+        ] {
+            let e = err(
+                &base(&[
+                    ("clientID", "cid"),
+                    ("objects", OBJECTS),
+                    (SERVICE_ACCOUNT_TOKENS, bad),
+                ]),
+                None,
+            );
+            assert!(e.contains("tokenRequests"), "{e}");
+        }
+    }
+
+    #[test]
+    fn tokens_may_come_in_secrets() {
+        let secrets = map(&[(SERVICE_ACCOUNT_TOKENS, &tokens(WORKLOAD_IDENTITY_AUDIENCE))]);
+        let r = run(
+            &base(&[("clientID", "cid"), ("objects", OBJECTS)]),
+            Some(&secrets),
+        )
+        .unwrap();
+        assert!(
+            matches!(r.identity, IdentityRequest::WorkloadIdentity { ref service_account_token, .. } if service_account_token.expose() == JWT)
+        );
+    }
+
+    #[test]
+    fn service_principal_errors() {
+        // §7 K 51, 52.
+        assert!(
+            err(&base(&[("objects", OBJECTS)]), None)
+                .contains("nodePublishSecretRef secret is not set")
+        );
+        assert!(
+            err(&base(&[("objects", OBJECTS)]), Some(&map(&[])))
+                .contains("could not find clientid in secrets")
+        );
+        let only_secret = map(&[("clientsecret", CLIENT_SECRET)]);
+        assert!(
+            err(&base(&[("objects", OBJECTS)]), Some(&only_secret))
+                .contains("could not find clientid in secrets")
+        );
+        let only_id = map(&[("clientid", "id")]);
+        assert!(
+            err(&base(&[("objects", OBJECTS)]), Some(&only_id))
+                .contains("could not find clientsecret in secrets")
+        );
+        let empty_secret = map(&[("clientid", "id"), ("clientsecret", "  ")]);
+        assert!(
+            err(&base(&[("objects", OBJECTS)]), Some(&empty_secret))
+                .contains("could not find clientsecret in secrets")
+        );
+    }
+
+    #[test]
+    fn vault_name_checked_only_with_objects() {
+        for (name, want) in [
+            ("kv", "must be between 3 and 24 chars"),
+            ("kv_test", "must match [-a-zA-Z0-9]{3,24}"),
+            (&"k".repeat(25), "between 3 and 24"),
+        ] {
+            let e = err(&vm(&[("keyvaultName", name)]), None);
+            assert!(
+                e.contains("invalid keyvaultName") && e.contains(want),
+                "{e}"
+            );
+            assert!(run(&vm(&[("keyvaultName", name), ("objects", "array:")]), None).is_ok());
+        }
+        for name in ["abc", "my-vault-01", &"k".repeat(24)] {
+            assert!(run(&vm(&[("keyvaultName", name)]), None).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn azure_stack_env_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom.json");
+        std::fs::write(
+            &path,
+            r#"{"name":"AzureStackCloud","activeDirectoryEndpoint":"https://login.stack.local/","keyVaultEndpoint":"https://vault.stack.local/","keyVaultDNSSuffix":"vault.stack.local"}"#,
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        // From the parameter; the environment variable is not consulted.
+        let p = vm(&[("cloudName", "azurestackcloud"), ("cloudEnvFileName", file)]);
+        let r = parse_with_env(&p, None, 0o644, &RequestDefaults::default(), &|_| {
+            Some("/nonexistent".into())
+        })
+        .unwrap();
+        assert_eq!(r.vault_url(), "https://testKV.vault.stack.local/");
+        assert_eq!(
+            r.cloud.active_directory_endpoint,
+            "https://login.stack.local/"
+        );
+        // Without the parameter: AZURE_ENVIRONMENT_FILEPATH, as upstream.
+        let p = vm(&[("cloudName", "AzureStackCloud")]);
+        let env = |name: &str| (name == AZURE_ENVIRONMENT_FILEPATH).then(|| OsString::from(file));
+        let r = parse_with_env(&p, None, 0o644, &RequestDefaults::default(), &env).unwrap();
+        assert_eq!(r.cloud.key_vault_resource(), "https://vault.stack.local");
+        // Neither.
+        assert!(err(&p, None).contains("cloudName AzureStackCloud is not valid"));
+        // The default cloud comes from --cloud-name; a file parameter alone does not switch clouds.
+        let p = vm(&[("cloudEnvFileName", file)]);
+        let defaults = RequestDefaults {
+            cloud_name: "AzureUSGovernmentCloud".into(),
+        };
+        let r = parse_with_env(&p, None, 0o644, &defaults, &no_env).unwrap();
+        assert_eq!(r.cloud.key_vault_dns_suffix, "vault.usgovcloudapi.net");
+        let defaults = RequestDefaults {
+            cloud_name: "AzureStackCloud".into(),
+        };
+        assert_eq!(
+            parse_with_env(&p, None, 0o644, &defaults, &no_env)
+                .unwrap()
+                .cloud
+                .key_vault_dns_suffix,
+            "vault.stack.local"
+        );
+    }
+
+    fn request(attributes: &str, secrets: &str, permission: &str) -> pb::MountRequest {
+        pb::MountRequest {
+            attributes: attributes.into(),
+            secrets: secrets.into(),
+            target_path: "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/vol/mount".into(),
+            permission: permission.into(),
+            current_object_version: vec![],
+        }
+    }
+
+    fn realistic_attributes() -> String {
+        let objects = r#"array:
+  - |
+    objectName: secret1
+    objectType: secret
+    objectVersion: ""
+  - |
+    objectName: key1
+    objectType: key
+    objectVersion: ""
+  - |
+    objectName: cert1
+    objectType: cert
+    objectAlias: tls/cert1.pem
+    filePermission: "0600"
+"#;
+        serde_json::json!({
+            "csi.storage.k8s.io/pod.name": "busybox-secrets-store-inline",
+            "csi.storage.k8s.io/pod.namespace": "default",
+            "csi.storage.k8s.io/pod.uid": "9f3b1c2e-0000-4000-8000-000000000001",
+            "csi.storage.k8s.io/serviceAccount.name": "workload-sa",
+            "csi.storage.k8s.io/ephemeral": "true",
+            "csi.storage.k8s.io/serviceAccount.tokens": tokens(WORKLOAD_IDENTITY_AUDIENCE),
+            "secretProviderClass": "azure-kvname",
+            "keyvaultName": "kvname",
+            "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "clientID": "b0f7a8e1-1111-2222-3333-444455556666",
+            "cloudName": "",
+            "usePodIdentity": "false",
+            "objects": objects,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn realistic_mount_request() {
+        for secrets in ["null", "{}", r#"{"clientid":"x","clientsecret":"y"}"#] {
+            let r = parse(
+                &request(&realistic_attributes(), secrets, "420"),
+                &RequestDefaults::default(),
+            )
+            .unwrap();
+            assert_eq!(r.pod.name, "busybox-secrets-store-inline");
+            assert_eq!(
+                r.pod.uid.as_deref(),
+                Some("9f3b1c2e-0000-4000-8000-000000000001")
+            );
+            assert_eq!(r.pod.service_account.as_deref(), Some("workload-sa"));
+            assert_eq!(r.secret_provider_class.as_deref(), Some("azure-kvname"));
+            assert_eq!(r.default_mode, 0o644);
+            assert_eq!(r.cloud, CloudEnvironment::public());
+            assert_eq!(r.vault_url(), "https://kvname.vault.azure.net/");
+            assert_eq!(r.identity.mode_name(), "workload_identity");
+            let ids: Vec<_> = r.objects.iter().map(|o| o.id()).collect();
+            assert_eq!(ids, ["secret/secret1", "key/key1", "cert/cert1"]);
+            assert_eq!(r.objects[2].file_name(), "tls/cert1.pem");
+            assert_eq!(r.objects[2].file_mode, Some(0o600));
+            assert_eq!(r.objects[1].object_type, ObjectType::Key);
+        }
+    }
+
+    #[test]
+    fn rotation_path_without_secret_provider_class() {
+        let mut attributes: Parameters = serde_json::from_str(&realistic_attributes()).unwrap();
+        attributes.remove("secretProviderClass");
+        attributes.remove("csi.storage.k8s.io/ephemeral");
+        let json = serde_json::to_string(&attributes).unwrap();
+        let r = parse(&request(&json, "null", "420"), &RequestDefaults::default()).unwrap();
+        assert_eq!(r.secret_provider_class, None);
+    }
+
+    #[test]
+    fn server_level_decoding() {
+        // §7 L 56.
+        let d = RequestDefaults::default();
+        let a = realistic_attributes();
+        assert!(
+            parse(&request("", "{}", "420"), &d)
+                .unwrap_err()
+                .0
+                .contains("failed to unmarshal attributes")
+        );
+        assert!(
+            parse(&request(r#"{"keyvaultName":"kv"}"#, "", "420"), &d)
+                .unwrap_err()
+                .0
+                .contains("failed to unmarshal secrets")
+        );
+        assert!(
+            parse(&request(&a, "{}", ""), &d)
+                .unwrap_err()
+                .0
+                .contains("failed to unmarshal file permission")
+        );
+        assert!(parse(&request(&a, "{}", " 420 "), &d).is_ok());
+        for bad in [
+            "null",
+            "[]",
+            "5",
+            r#"{"a":1}"#,
+            r#"{"a":null}"#,
+            "{",
+            r#""str""#,
+        ] {
+            assert!(
+                parse(&request(bad, "{}", "420"), &d)
+                    .unwrap_err()
+                    .0
+                    .contains("failed to unmarshal attributes"),
+                "{bad}"
+            );
+        }
+        for bad in ["[]", r#"{"clientsecret":5}"#, "{", "true"] {
+            assert!(
+                parse(&request(&a, bad, "420"), &d)
+                    .unwrap_err()
+                    .0
+                    .contains("failed to unmarshal secrets"),
+                "{bad}"
+            );
+        }
+        for bad in ["\"420\"", "-1", "420.0", "0x1a4", "4294967296", "abc"] {
+            assert!(
+                parse(&request(&a, "{}", bad), &d)
+                    .unwrap_err()
+                    .0
+                    .contains("failed to unmarshal file permission"),
+                "{bad}"
+            );
+        }
+        assert!(parse(&request(&a, "{}", "511"), &d).is_ok());
+        assert!(
+            parse(&request(&a, "{}", "512"), &d)
+                .unwrap_err()
+                .0
+                .contains("is not a file mode")
+        );
+        assert!(parse_parameters(&vm(&[]), None, 0o1000, &d).is_err());
+        assert_eq!(parse(&request(&a, "{}", "0"), &d).unwrap().default_mode, 0);
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_decoding_errors() {
+        let d = RequestDefaults::default();
+        let a = realistic_attributes();
+        let secrets = [
+            format!(r#""{CLIENT_SECRET}""#),
+            format!(r#"{{"clientsecret":"{CLIENT_SECRET}","x":1}}"#),
+            format!(r#"{{"clientsecret":"{CLIENT_SECRET}"#),
+            format!(r#"["{CLIENT_SECRET}"]"#),
+            format!(r#"{{"clientsecret":"{CLIENT_SECRET}"}}"#),
+            format!(r#"{{"clientid":"a","ClientID":"b","clientsecret":"{CLIENT_SECRET}"}}"#),
+        ];
+        for s in &secrets {
+            let result = parse(&request(&a.replace("clientID", "unused"), s, "420"), &d);
+            if let Err(e) = result {
+                assert!(
+                    !e.0.contains(CLIENT_SECRET) && !e.0.contains("never_print"),
+                    "{e}"
+                );
+            }
+        }
+        for attributes in [
+            format!(r#""{JWT}""#),
+            format!(r#"["{JWT}"]"#),
+            format!(r#"{{"t":"{JWT}""#),
+        ] {
+            let e = parse(&request(&attributes, "{}", "420"), &d).unwrap_err().0;
+            assert!(!e.contains(JWT) && !e.contains("never-print"), "{e}");
+        }
+    }
+
+    #[test]
+    fn size_limits() {
+        let d = RequestDefaults::default();
+        let huge = format!(
+            r#"{{"a":"{}"}}"#,
+            "x".repeat(crate::request::MAX_ATTRIBUTES_BYTES)
+        );
+        assert!(
+            parse(&request(&huge, "{}", "420"), &d)
+                .unwrap_err()
+                .0
+                .contains("more than the limit of 1048576")
+        );
+        assert!(
+            parse(&request(&realistic_attributes(), &huge, "420"), &d)
+                .unwrap_err()
+                .0
+                .contains("failed to unmarshal secrets")
+        );
+        let objects = format!(
+            "array:\n  - |\n    objectName: {}\n",
+            "n".repeat(MAX_OBJECTS_YAML_BYTES)
+        );
+        assert!(err(&vm(&[("objects", &objects)]), None).contains("objects is"));
+    }
+
+    fn random_text(rng: &mut StdRng, alphabet: &[u8], max: usize) -> String {
+        let len = rng.random_range(0..max);
+        (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
+            .collect()
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors_not_panics() {
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let d = RequestDefaults::default();
+        let json_alphabet = br#"{}[]":,\ntrufalsn0123456789.-eE"#;
+        let yaml_alphabet = b"[]{}-:|>&*!?#%@ \n\t'\"abcxyz019.,";
+        let valid = realistic_attributes();
+        let mut cases = 0;
+        for i in 0..100 {
+            // Random JSON-ish bytes in every field.
+            let attributes = random_text(&mut rng, json_alphabet, 200);
+            let secrets = random_text(&mut rng, json_alphabet, 100);
+            let permission = random_text(&mut rng, json_alphabet, 12);
+            let _ = parse(&request(&attributes, &secrets, &permission), &d);
+            // A valid request with one byte range damaged.
+            let cut = rng.random_range(0..valid.len());
+            let end = (cut + rng.random_range(1..20)).min(valid.len());
+            let damaged = format!(
+                "{}{}{}",
+                &valid[..cut],
+                random_text(&mut rng, json_alphabet, 5),
+                &valid[end..]
+            );
+            if let Err(e) = parse(&request(&damaged, "null", "420"), &d) {
+                assert!(!e.0.contains(JWT), "{e}");
+            }
+            // Random objects YAML, sometimes huge, sometimes deeply nested.
+            let objects = match i % 4 {
+                0 => random_text(&mut rng, yaml_alphabet, 400),
+                1 => format!(
+                    "array:\n  - |\n    {}",
+                    random_text(&mut rng, yaml_alphabet, 300)
+                ),
+                2 => "[".repeat(rng.random_range(1..100_000)),
+                _ => format!(
+                    "array:\n  - '{}'",
+                    "{a: ".repeat(rng.random_range(1..60_000))
+                ),
+            };
+            let _ = run(&vm(&[("objects", &objects)]), None);
+            cases += 3;
+        }
+        let deep = "[".repeat(100_000);
+        let bomb = "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\narray: *e\n";
+        for objects in [
+            deep.as_str(),
+            bomb,
+            &"x".repeat(1 << 20),
+            "\u{0}",
+            "array: !!binary AAAA",
+            "array:\n  - !!binary AAAA",
+        ] {
+            assert!(run(&vm(&[("objects", objects)]), None).is_err());
+            cases += 1;
+        }
+        assert!(
+            parse(
+                &request(&format!(r#"{{"a":{}}}"#, "[".repeat(100_000)), "{}", "420"),
+                &d
+            )
+            .is_err()
+        );
+        assert!(cases >= 300);
+    }
+}
