@@ -18,7 +18,7 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12
 FROM ${RUST_IMAGE} AS builder
 # Version reported by --version and the gRPC Version call. The build reads them with
 # option_env!("AKV_CSI_PROVIDER_VERSION") / option_env!("AKV_CSI_PROVIDER_BUILD_DATE")
-# and falls back to Cargo.toml's version.
+# and falls back to Cargo.toml's version; they are left unset when the arguments are empty.
 ARG VERSION=""
 ARG BUILD_DATE=""
 WORKDIR /src
@@ -29,7 +29,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    AKV_CSI_PROVIDER_VERSION="${VERSION}" AKV_CSI_PROVIDER_BUILD_DATE="${BUILD_DATE}" \
+    if [ -n "$VERSION" ]; then export AKV_CSI_PROVIDER_VERSION="$VERSION"; fi; \
+    if [ -n "$BUILD_DATE" ]; then export AKV_CSI_PROVIDER_BUILD_DATE="$BUILD_DATE"; fi; \
     cargo build --release --locked --bin akv-csi-provider \
  && install -D -m 0755 target/release/akv-csi-provider /out/akv-csi-provider
 
