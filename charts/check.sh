@@ -159,6 +159,18 @@ expect "$WORK/privileged.yaml" "linux.privileged=true" "privileged: true"
 refuse "$WORK/privileged.yaml" "linux.privileged=true" "allowPrivilegeEscalation"
 [[ $failures == "$before" ]] && pass "rbac.install, linux.enabled and linux.privileged switch as expected"
 
+# 3d. constructPEMChain=false as a boolean or a string, and values.schema.json rejections
+before=$failures
+for flag in --set --set-string; do
+    render "$flag" constructPEMChain=false >"$WORK/nopem.yaml"
+    expect "$WORK/nopem.yaml" "$flag constructPEMChain=false" "- --construct-pem-chain=false"
+done
+for bad in cacheTTL=5x shutdownGracePeriod=30 metricsAddr=abc linux.healthzPort=0 \
+    maxConcurrentFetches=0 linux.image.pullPolicy=Sometimes; do
+    if render --set "$bad" >/dev/null 2>&1; then fail "schema accepted $bad"; fi
+done
+[[ $failures == "$before" ]] && pass "constructPEMChain=false is passed on; the schema rejects bad values"
+
 # 4. example and manifest YAML
 if python3 -c 'import yaml' 2>/dev/null; then
     if python3 "$HERE/check_yaml.py" "$ROOT/examples" "$ROOT/manifests"; then
