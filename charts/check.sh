@@ -171,6 +171,17 @@ for bad in cacheTTL=5x shutdownGracePeriod=30 metricsAddr=abc linux.healthzPort=
 done
 [[ $failures == "$before" ]] && pass "constructPEMChain=false is passed on; the schema rejects bad values"
 
+# 3e. NOTES.txt warnings (helm install --dry-run=client needs no cluster)
+before=$failures
+notes() { "$HELM_BIN" install "$RELEASE" "$WORK/chart" --namespace "$NAMESPACE" --dry-run=client "$@" | sed -n '/^NOTES:/,$p'; }
+notes >"$WORK/notes-default.txt"
+refuse "$WORK/notes-default.txt" "default NOTES" "WARNING"
+notes -f "$SAMPLE" >"$WORK/notes-sample.txt"
+expect "$WORK/notes-sample.txt" "sample NOTES" "windows.enabled is set" "driver is NOT installed"
+notes --set linux.providersDir=/etc/kubernetes/secrets-store-csi-providers >"$WORK/notes-dir.txt"
+expect "$WORK/notes-dir.txt" "providersDir NOTES" "the driver will not find the provider"
+[[ $failures == "$before" ]] && pass "NOTES warn about Windows, a missing driver and a providersDir mismatch"
+
 # 4. example and manifest YAML
 if python3 -c 'import yaml' 2>/dev/null; then
     if python3 "$HERE/check_yaml.py" "$ROOT/examples" "$ROOT/manifests"; then
