@@ -23,11 +23,23 @@ pub async fn check_grpc_health(endpoint: &Endpoint, timeout: Duration) -> Result
 }
 
 async fn check(endpoint: &Endpoint) -> Result<(), String> {
-    let channel = connect(endpoint).await.map_err(|e| format!("cannot connect to {}: {}", describe(endpoint), error_chain(&e)))?;
+    let channel = connect(endpoint).await.map_err(|e| {
+        format!(
+            "cannot connect to {}: {}",
+            describe(endpoint),
+            error_chain(&e)
+        )
+    })?;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest::default())
         .await
-        .map_err(|status| format!("health check failed: {:?}: {}", status.code(), status.message()))?;
+        .map_err(|status| {
+            format!(
+                "health check failed: {:?}: {}",
+                status.code(),
+                status.message()
+            )
+        })?;
     match response.into_inner().status() {
         ServingStatus::Serving => Ok(()),
         other => Err(format!("health status {}", other.as_str_name())),
@@ -42,10 +54,12 @@ async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error
             let target = target.clone();
             async move {
                 match target {
-                    Endpoint::Unix(path) => UnixStream::connect(path).await.map(|s| TokioIo::new(Box::new(s) as Box<dyn Stream>)),
-                    Endpoint::Tcp(address) => {
-                        TcpStream::connect(address.as_str()).await.map(|s| TokioIo::new(Box::new(s) as Box<dyn Stream>))
-                    }
+                    Endpoint::Unix(path) => UnixStream::connect(path)
+                        .await
+                        .map(|s| TokioIo::new(Box::new(s) as Box<dyn Stream>)),
+                    Endpoint::Tcp(address) => TcpStream::connect(address.as_str())
+                        .await
+                        .map(|s| TokioIo::new(Box::new(s) as Box<dyn Stream>)),
                 }
             }
         }))

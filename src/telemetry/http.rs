@@ -56,11 +56,23 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    async fn bind(server: &'static str, address: SocketAddr, router: Router) -> Result<Self, BindError> {
-        let bind_error = |source| BindError { server, address, source };
+    async fn bind(
+        server: &'static str,
+        address: SocketAddr,
+        router: Router,
+    ) -> Result<Self, BindError> {
+        let bind_error = |source| BindError {
+            server,
+            address,
+            source,
+        };
         let listener = TcpListener::bind(address).await.map_err(bind_error)?;
         let address = listener.local_addr().map_err(bind_error)?;
-        Ok(Self { listener, router, address })
+        Ok(Self {
+            listener,
+            router,
+            address,
+        })
     }
 
     /// The bound address (the real port when bound to port 0).
@@ -69,13 +81,21 @@ impl HttpServer {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }
 
 /// Binds the metrics server: `GET /metrics` with `metrics` encoded, 404 for anything else.
-pub async fn bind_metrics(address: SocketAddr, metrics: &'static Metrics) -> Result<HttpServer, BindError> {
+pub async fn bind_metrics(
+    address: SocketAddr,
+    metrics: &'static Metrics,
+) -> Result<HttpServer, BindError> {
     let router = Router::new()
         .route("/metrics", get(serve_metrics).fallback(not_found))
         .fallback(not_found)
@@ -85,18 +105,27 @@ pub async fn bind_metrics(address: SocketAddr, metrics: &'static Metrics) -> Res
 
 /// Binds the health server: at `config.path`, 200 `ok` when the gRPC health check passes, else 503
 /// with the reason; 404 for other paths.
-pub async fn bind_health(address: SocketAddr, mut config: HealthConfig) -> Result<HttpServer, BindError> {
+pub async fn bind_health(
+    address: SocketAddr,
+    mut config: HealthConfig,
+) -> Result<HttpServer, BindError> {
     if !config.path.starts_with('/') {
         config.path.insert(0, '/');
     }
     // Matched by hand rather than with a route: any configured path is valid, even one that
     // axum's route syntax would reject.
-    let router = Router::new().fallback(serve_health).with_state(Arc::new(config));
+    let router = Router::new()
+        .fallback(serve_health)
+        .with_state(Arc::new(config));
     HttpServer::bind("health", address, router).await
 }
 
 async fn serve_metrics(State(metrics): State<&'static Metrics>) -> Response {
-    ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], metrics.encode()).into_response()
+    (
+        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+        metrics.encode(),
+    )
+        .into_response()
 }
 
 async fn serve_health(State(config): State<Arc<HealthConfig>>, uri: Uri) -> Response {

@@ -13,8 +13,18 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Crates held at `warn` whatever `-v` says.
-pub const QUIET_CRATES: [&str; 10] =
-    ["h2", "hyper", "hyper_util", "reqwest", "rustls", "tonic", "tower", "azure_core", "azure_identity", "typespec_client_core"];
+pub const QUIET_CRATES: [&str; 10] = [
+    "h2",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "rustls",
+    "tonic",
+    "tower",
+    "azure_core",
+    "azure_identity",
+    "typespec_client_core",
+];
 
 /// Logging could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -48,16 +58,24 @@ pub fn filter_for(rust_log: Option<&str>, verbosity: u8) -> Result<EnvFilter, Pa
 
 /// The filter from the `RUST_LOG` environment variable if set, else from `verbosity`.
 pub fn log_filter(verbosity: u8) -> Result<EnvFilter, ParseError> {
-    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok().filter(|value| !value.trim().is_empty());
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV)
+        .ok()
+        .filter(|value| !value.trim().is_empty());
     filter_for(rust_log.as_deref(), verbosity)
 }
 
 /// The provider's subscriber writing to `writer` (tests capture logs with it).
-pub fn subscriber_with_writer<W>(json: bool, filter: EnvFilter, writer: W) -> Box<dyn Subscriber + Send + Sync>
+pub fn subscriber_with_writer<W>(
+    json: bool,
+    filter: EnvFilter,
+    writer: W,
+) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let format = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false);
+    let format = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false);
     let registry = tracing_subscriber::registry().with(filter);
     if json {
         Box::new(registry.with(format.json().with_current_span(true).with_span_list(false)))

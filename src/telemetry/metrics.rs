@@ -41,13 +41,16 @@ use prometheus_client::registry::Registry;
 use super::CacheOutcome;
 
 /// Latency buckets (seconds), the Go provider's.
-pub const LATENCY_BUCKETS: [f64; 14] = [0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 15.0, 30.0];
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.1, 0.2, 0.3, 0.4, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 15.0, 30.0,
+];
 
 /// How long a certificate-expiry series survives without being refreshed by a mount.
 pub const EXPIRY_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Content type of [`Metrics::encode`]'s output.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Longest label value kept (Key Vault object names are at most 127 characters).
 const MAX_LABEL_LEN: usize = 127;
@@ -57,8 +60,14 @@ const MAX_LABEL_LEN: usize = 127;
 pub fn label(value: &str) -> String {
     let well_formed = !value.is_empty()
         && value.len() <= MAX_LABEL_LEN
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if well_formed { value.to_owned() } else { "invalid".to_owned() }
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if well_formed {
+        value.to_owned()
+    } else {
+        "invalid".to_owned()
+    }
 }
 
 /// A duration fit for a histogram: finite and not negative.
@@ -163,15 +172,24 @@ impl Metrics {
             grpc_request.clone(),
         );
         let mounts_in_flight = Gauge::default();
-        registry.register("mounts_in_flight", "Mounts being served now", mounts_in_flight.clone());
-        let keyvault_request = Family::<KeyVaultLabels, Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "mounts_in_flight",
+            "Mounts being served now",
+            mounts_in_flight.clone(),
+        );
+        let keyvault_request =
+            Family::<KeyVaultLabels, Histogram>::new_with_constructor(latency_histogram);
         registry.register(
             "keyvault_request",
             "Duration of Key Vault HTTP calls in seconds, by object type and status class",
             keyvault_request.clone(),
         );
         let token_requests = Family::default();
-        registry.register("token_requests", "Token acquisitions by identity mode and result", token_requests.clone());
+        registry.register(
+            "token_requests",
+            "Token acquisitions by identity mode and result",
+            token_requests.clone(),
+        );
         let throttled = Family::default();
         registry.register(
             "keyvault_throttled",
@@ -179,14 +197,22 @@ impl Metrics {
             throttled.clone(),
         );
         let backoff_seconds = Counter::<f64, AtomicU64>::default();
-        registry.register("backoff_seconds", "Seconds spent waiting before retries", backoff_seconds.clone());
+        registry.register(
+            "backoff_seconds",
+            "Seconds spent waiting before retries",
+            backoff_seconds.clone(),
+        );
         let cache_requests = Family::default();
         registry.register(
             "cache_requests",
             "Content-cache lookups by outcome (hit, miss, coalesced)",
             cache_requests.clone(),
         );
-        let certificate_expiry = ExpiryGauges { family: Family::default(), last_set: Mutex::default(), retention };
+        let certificate_expiry = ExpiryGauges {
+            family: Family::default(),
+            last_set: Mutex::default(),
+            retention,
+        };
         registry.register(
             "certificate_expiry_timestamp_seconds",
             "Earliest notAfter (Unix seconds) of the certificates served for an object",
@@ -208,14 +234,19 @@ impl Metrics {
     /// A mount started; the gauge of in-flight mounts goes down when the guard drops.
     pub fn mount_started(&self) -> InFlightGuard {
         self.mounts_in_flight.inc();
-        InFlightGuard { gauge: self.mounts_in_flight.clone() }
+        InFlightGuard {
+            gauge: self.mounts_in_flight.clone(),
+        }
     }
 
     /// A mount ended. `result` is a bounded class: `ok`, `invalid_argument`, `not_found`,
     /// `permission_denied`, `unauthenticated`, `deadline_exceeded`, `unavailable`, `internal`, ...
     pub fn mount_finished(&self, result: &str, seconds: f64) {
         if let Some(seconds) = seconds_value(seconds) {
-            let labels = GrpcLabels { grpc_method: "Mount".to_owned(), result: label(result) };
+            let labels = GrpcLabels {
+                grpc_method: "Mount".to_owned(),
+                result: label(result),
+            };
             self.grpc_request.get_or_create(&labels).observe(seconds);
         }
     }
@@ -223,20 +254,34 @@ impl Metrics {
     /// One Key Vault HTTP call. `status_class`: `2xx`, `4xx`, `429`, `5xx`, `error` (no response).
     pub fn keyvault_request(&self, object_type: &str, status_class: &str, seconds: f64) {
         if let Some(seconds) = seconds_value(seconds) {
-            let labels = KeyVaultLabels { object_type: label(object_type), status_class: label(status_class) };
-            self.keyvault_request.get_or_create(&labels).observe(seconds);
+            let labels = KeyVaultLabels {
+                object_type: label(object_type),
+                status_class: label(status_class),
+            };
+            self.keyvault_request
+                .get_or_create(&labels)
+                .observe(seconds);
         }
     }
 
     /// One token acquisition. `mode`: [`crate::request::IdentityRequest::mode_name`];
     /// `result`: `ok` or `error`.
     pub fn token_request(&self, mode: &str, result: &str) {
-        self.token_requests.get_or_create(&TokenLabels { mode: label(mode), result: label(result) }).inc();
+        self.token_requests
+            .get_or_create(&TokenLabels {
+                mode: label(mode),
+                result: label(result),
+            })
+            .inc();
     }
 
     /// Key Vault answered 429 (or 503 with Retry-After) for this vault name.
     pub fn throttled(&self, vault: &str) {
-        self.throttled.get_or_create(&VaultLabels { vault: label(vault) }).inc();
+        self.throttled
+            .get_or_create(&VaultLabels {
+                vault: label(vault),
+            })
+            .inc();
     }
 
     /// Seconds spent waiting in back-off before retrying.
@@ -247,13 +292,27 @@ impl Metrics {
     }
 
     pub fn cache(&self, outcome: CacheOutcome) {
-        self.cache_requests.get_or_create(&CacheLabels { outcome: outcome.as_str().to_owned() }).inc();
+        self.cache_requests
+            .get_or_create(&CacheLabels {
+                outcome: outcome.as_str().to_owned(),
+            })
+            .inc();
     }
 
     /// notAfter (Unix seconds) of a certificate served in a mount. Call it once per served object
     /// with the earliest notAfter of the certificates in it (see the module docs).
-    pub fn certificate_expiry(&self, vault: &str, object_type: &str, object_name: &str, not_after: i64) {
-        let labels = ExpiryLabels { vault: label(vault), object_type: label(object_type), object_name: label(object_name) };
+    pub fn certificate_expiry(
+        &self,
+        vault: &str,
+        object_type: &str,
+        object_name: &str,
+        not_after: i64,
+    ) {
+        let labels = ExpiryLabels {
+            vault: label(vault),
+            object_type: label(object_type),
+            object_name: label(object_name),
+        };
         self.certificate_expiry.set(labels, not_after);
     }
 
@@ -263,7 +322,8 @@ impl Metrics {
         self.certificate_expiry.prune();
         let mut text = String::new();
         // Cannot fail: writing to a String never fails, and our label sets encode infallibly.
-        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("encoding metrics into a String");
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("encoding metrics into a String");
         text
     }
 }
@@ -312,9 +372,20 @@ mod tests {
         m.mount_finished("ok", 0.05);
         m.mount_finished("not_found", f64::NAN);
         let text = m.encode();
-        assert!(text.contains("grpc_request_count{grpc_method=\"Mount\",result=\"ok\"} 2\n"), "{text}");
-        assert!(text.contains("grpc_request_bucket{le=\"0.1\",grpc_method=\"Mount\",result=\"ok\"} 1\n"), "{text}");
-        assert!(!text.contains("not_found"), "non-finite durations are not recorded");
+        assert!(
+            text.contains("grpc_request_count{grpc_method=\"Mount\",result=\"ok\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "grpc_request_bucket{le=\"0.1\",grpc_method=\"Mount\",result=\"ok\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("not_found"),
+            "non-finite durations are not recorded"
+        );
     }
 
     #[test]

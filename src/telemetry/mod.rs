@@ -15,7 +15,9 @@ use std::sync::OnceLock;
 pub use health::check_grpc_health;
 pub use http::{BindError, HealthConfig, HttpServer, all_interfaces, bind_health, bind_metrics};
 pub use logging::{LoggingError, init_logging, log_filter, subscriber_with_writer};
-pub use metrics::{EXPIRY_RETENTION, InFlightGuard, LATENCY_BUCKETS, Metrics, OPENMETRICS_CONTENT_TYPE};
+pub use metrics::{
+    EXPIRY_RETENTION, InFlightGuard, LATENCY_BUCKETS, Metrics, OPENMETRICS_CONTENT_TYPE,
+};
 
 /// Outcome of a content-cache lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
