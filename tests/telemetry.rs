@@ -360,6 +360,11 @@ async fn healthz_is_503_when_the_socket_is_absent() {
         body.contains("cannot connect") && body.contains("absent.sock"),
         "{body}"
     );
+    assert_eq!(
+        body.matches("No such file").count(),
+        1,
+        "cause said once: {body}"
+    );
 }
 
 #[tokio::test]

@@ -77,13 +77,17 @@ fn describe(endpoint: &Endpoint) -> String {
     }
 }
 
-/// `error: cause: cause...` — tonic's transport errors say little without their sources.
+/// `error: cause: cause...`, without repeats — tonic's transport errors say little without their sources.
 fn error_chain(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        // Wrappers often repeat their source's message; say it once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
