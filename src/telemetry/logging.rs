@@ -5,7 +5,8 @@
 //! `warn` by name at every `-v`, because at debug/trace some of them print request headers, i.e.
 //! bearer tokens. `RUST_LOG`, when set, replaces the `-v` levels; the pins still apply to it unless
 //! it names one of those crates explicitly (`RUST_LOG=debug` does not open them, `h2=trace` does:
-//! an operator's deliberate choice).
+//! an operator's deliberate choice). Records of the `log` crate (used by a few dependencies) are not
+//! bridged into `tracing`, so they are never printed.
 
 use tracing::Subscriber;
 use tracing_subscriber::filter::{EnvFilter, ParseError};

@@ -1,30 +1,6 @@
 //! The Prometheus metrics of the provider, held in one process-wide `prometheus-client` registry.
 //!
-//! Names carry no prefix, so that the two names the Go provider exported (`grpc_request`,
-//! `keyvault_request`) stay exactly as dashboards know them. Unlike upstream, every label is
-//! bounded: classes chosen by the code (`result`, `status_class`, `mode`, `outcome`) and names that
-//! configuration bounds (vault and object names). Label values are checked on the way in
-//! ([`label`]): anything that does not look like such a name is recorded as `invalid`, so free text
-//! (error messages, tokens) can never become a label.
-//!
-//! | metric | type | labels |
-//! |---|---|---|
-//! | `grpc_request` | histogram (seconds) | `grpc_method` (`Mount`), `result` — its `_count` is the mount counter |
-//! | `mounts_in_flight` | gauge | |
-//! | `keyvault_request` | histogram (seconds) | `object_type`, `status_class` |
-//! | `token_requests_total` | counter | `mode`, `result` |
-//! | `keyvault_throttled_total` | counter | `vault` |
-//! | `backoff_seconds_total` | counter (float) | |
-//! | `cache_requests_total` | counter | `outcome` (`hit`, `miss`, `coalesced`) |
-//! | `certificate_expiry_timestamp_seconds` | gauge (Unix seconds) | `vault`, `object_type`, `object_name` |
-//!
-//! `certificate_expiry_timestamp_seconds` holds, per label set, the value of the latest
-//! [`Metrics::certificate_expiry`] call: the provider calls it once per served certificate object
-//! with the EARLIEST notAfter among the certificates in it (leaf, intermediates, root), so the alert
-//! `certificate_expiry_timestamp_seconds - time() < 14 * 86400` fires as soon as any part of the
-//! served chain is about to expire. A label set not refreshed for [`EXPIRY_RETENTION`] (no mount
-//! served that object since) is dropped when the metrics are next encoded, so deleted or renamed
-//! objects do not linger.
+//! The metric names, labels and semantics are documented on [`Metrics`].
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -142,6 +118,32 @@ impl ExpiryGauges {
 }
 
 /// The provider's metrics.
+///
+/// Names carry no prefix, so that the two names the Go provider exported (`grpc_request`,
+/// `keyvault_request`) stay exactly as dashboards know them. Unlike upstream, every label is
+/// bounded: classes chosen by the code (`result`, `status_class`, `mode`, `outcome`) and names that
+/// configuration bounds (vault and object names). Label values are checked on the way in
+/// (`label`): anything that does not look like such a name is recorded as `invalid`, so free text
+/// (error messages, tokens) can never become a label.
+///
+/// | metric | type | labels |
+/// |---|---|---|
+/// | `grpc_request` | histogram (seconds) | `grpc_method` (`Mount`), `result` — its `_count` is the mount counter |
+/// | `mounts_in_flight` | gauge | |
+/// | `keyvault_request` | histogram (seconds) | `object_type`, `status_class` |
+/// | `token_requests_total` | counter | `mode`, `result` |
+/// | `keyvault_throttled_total` | counter | `vault` |
+/// | `backoff_seconds_total` | counter (float) | |
+/// | `cache_requests_total` | counter | `outcome` (`hit`, `miss`, `coalesced`) |
+/// | `certificate_expiry_timestamp_seconds` | gauge (Unix seconds) | `vault`, `object_type`, `object_name` |
+///
+/// `certificate_expiry_timestamp_seconds` holds, per label set, the value of the latest
+/// [`Metrics::certificate_expiry`] call: the provider calls it once per served certificate object
+/// with the EARLIEST notAfter among the certificates in it (leaf, intermediates, root), so the alert
+/// `certificate_expiry_timestamp_seconds - time() < 14 * 86400` fires as soon as any part of the
+/// served chain is about to expire. A label set not refreshed for [`EXPIRY_RETENTION`] (no mount
+/// served that object since) is dropped when the metrics are next encoded, so deleted or renamed
+/// objects do not linger.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -300,7 +302,7 @@ impl Metrics {
     }
 
     /// notAfter (Unix seconds) of a certificate served in a mount. Call it once per served object
-    /// with the earliest notAfter of the certificates in it (see the module docs).
+    /// with the earliest notAfter of the certificates in it (see [`Metrics`]).
     pub fn certificate_expiry(
         &self,
         vault: &str,
