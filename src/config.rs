@@ -191,8 +191,9 @@ pub struct Flags {
     #[arg(long, default_value = "0s", value_parser = parse_go_duration)]
     pub cache_ttl: Duration,
 
-    /// How long in-flight mounts may run after SIGTERM/SIGINT before the server stops.
-    #[arg(long, default_value = "30s", value_parser = parse_go_duration)]
+    /// How long in-flight mounts may run after SIGTERM/SIGINT before the server stops
+    /// (below Kubernetes' default 30 s termination grace period).
+    #[arg(long, default_value = "25s", value_parser = parse_go_duration)]
     pub shutdown_grace_period: Duration,
 
     /// Extra PEM CA bundle trusted for Azure endpoints, in addition to the system store.

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tonic::{Code, Status};
@@ -106,11 +105,12 @@ impl Provider {
             .map_err(|e| Status::unauthenticated(format!("failed to authenticate ({}): {e}", request.identity.mode_name())))?;
         let client = self.vaults.client(&identity, &request.vault_url()).map_err(|e| kv_status(None, &e))?;
         let limit = Arc::new(Semaphore::new(self.options.max_concurrent_fetches.max(1)));
-        let per_object: Vec<Vec<MountedFile>> = futures::stream::iter(request.objects.iter())
-            .map(|object| self.mount_object(request, &client, object, &limit, deadline))
-            .buffered(request.objects.len())
-            .try_collect()
-            .await?;
+        // All objects start at once; the semaphore bounds the Key Vault calls in flight.
+        let mut fetches = Vec::with_capacity(request.objects.len());
+        for object in &request.objects {
+            fetches.push(self.mount_object(request, &client, object, &limit, deadline));
+        }
+        let per_object: Vec<Vec<MountedFile>> = futures::future::try_join_all(fetches).await?;
         let files: Vec<MountedFile> = per_object.into_iter().flatten().collect();
         let total: usize = files.iter().map(|f| f.contents.len() + f.path.len()).sum();
         if total > MAX_RESPONSE_BYTES - 64 * 1024 {
@@ -136,7 +136,7 @@ impl Provider {
     ) -> Result<Vec<MountedFile>, Status> {
         if !object.is_multi_version() {
             let base = object.file_name().to_string();
-            return self.fetch_version(request, client, object, &object.version, &base, object.id(), limit, deadline).await;
+            return self.fetch_version(request, client, object, &object.version, base, object.id(), limit, deadline).await;
         }
         let listed = {
             let _permit = limit.acquire().await.map_err(|_| Status::internal("fetch limiter closed"))?;
@@ -147,11 +147,12 @@ impl Provider {
         };
         let chosen = choose_versions(listed, &object.version, object.version_history as usize)
             .map_err(|problem| Status::not_found(format!("object {object}: {problem}")))?;
-        let fetches = chosen.iter().enumerate().map(|(index, version)| {
+        let mut fetches = Vec::with_capacity(chosen.len());
+        for (index, version) in chosen.iter().enumerate() {
             let base = format!("{}/{index}", object.file_name());
             let id = format!("{}/{index}", object.id());
-            self.fetch_version(request, client, object, version, &base, id, limit, deadline)
-        });
+            fetches.push(self.fetch_version(request, client, object, version, base, id, limit, deadline));
+        }
         let files: Vec<Vec<MountedFile>> = futures::future::try_join_all(fetches).await?;
         Ok(files.into_iter().flatten().collect())
     }
@@ -164,7 +165,7 @@ impl Provider {
         client: &VaultClient,
         object: &ObjectSpec,
         version: &str,
-        base: &str,
+        base: String,
         id: String,
         limit: &Semaphore,
         deadline: Instant,
