@@ -3,7 +3,10 @@
 
 use std::time::Instant;
 
-use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::{
+    body::Body,
+    http::{HeaderValue, Response, StatusCode, header, request::Parts},
+};
 use base64::{
     Engine as _,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
@@ -221,10 +224,7 @@ fn authorize(
 }
 
 fn unauthorized(vault: &Vault<'_>, message: &str) -> Outcome {
-    let Outcome::Reply(mut response) = error(StatusCode::UNAUTHORIZED, "Unauthorized", message)
-    else {
-        unreachable!("error() always replies")
-    };
+    let mut response = error_response(StatusCode::UNAUTHORIZED, "Unauthorized", message);
     if let Ok(value) = HeaderValue::from_str(&vault.challenge()) {
         response
             .headers_mut()
@@ -233,11 +233,16 @@ fn unauthorized(vault: &Vault<'_>, message: &str) -> Outcome {
     Outcome::Reply(response)
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Outcome {
-    Outcome::Reply(json(
+/// Key Vault's error body.
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    json(
         status,
         &json!({ "error": { "code": code, "message": message } }),
-    ))
+    )
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Outcome {
+    Outcome::Reply(error_response(status, code, message))
 }
 
 fn fault_outcome(fault: &Fault) -> Outcome {
@@ -245,13 +250,11 @@ fn fault_outcome(fault: &Fault) -> Outcome {
         Fault::KeyVaultThrottle {
             retry_after_secs, ..
         } => {
-            let Outcome::Reply(mut response) = error(
+            let mut response = error_response(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Throttled",
                 "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
-            ) else {
-                unreachable!("error() always replies")
-            };
+            );
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -266,7 +269,12 @@ fn fault_outcome(fault: &Fault) -> Outcome {
             error(status, &code, "Injected failure.")
         }
         Fault::KeyVaultReset { .. } => Outcome::Reset,
-        other => unreachable!("not a Key Vault fault: {other:?}"),
+        // take_fault(Service::KeyVault) only yields Key Vault faults; answer like a fault anyway.
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "Injected failure.",
+        ),
     }
 }
 
