@@ -605,6 +605,46 @@ async fn throttle_and_reset_faults() {
 }
 
 #[tokio::test]
+async fn status_faults_for_key_vault_and_entra() {
+    let fake = FakeAzure::start().await;
+    populate(&fake);
+    fake.grant("myvault", CLIENT);
+    fake.inject(Fault::EntraStatus {
+        count: 1,
+        status: 503,
+        aadsts: "AADSTS90033",
+    });
+    let client = secret_client(&fake, secret_credential(&fake, SECRET));
+    let error = secret_value(&client, "db-password", None)
+        .await
+        .expect_err("Entra down");
+    assert!(format!("{error:?}").contains("90033"), "{error:?}");
+    let entra = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.service == "entra")
+        .expect("entra request");
+    assert_eq!(entra.status, 503);
+
+    fake.inject(Fault::KeyVaultStatus {
+        count: 2,
+        status: 500,
+    });
+    for _ in 0..2 {
+        let error = secret_value(&client, "db-password", None)
+            .await
+            .expect_err("Key Vault down");
+        assert_eq!(error.http_status(), Some(StatusCode::InternalServerError));
+    }
+    assert_eq!(
+        secret_value(&client, "db-password", None)
+            .await
+            .expect("recovered"),
+        Some("hunter2".into())
+    );
+}
+
+#[tokio::test]
 async fn revoked_and_expired_tokens_are_challenged() {
     let fake = FakeAzure::start().await;
     populate(&fake);
@@ -623,6 +663,50 @@ async fn revoked_and_expired_tokens_are_challenged() {
     secret_value(&fresh, "db-password", None)
         .await
         .expect("new token");
+
+    // An expired token is refused with the challenge (raw requests: the SDK refreshes early).
+    fake.set_token_lifetime(std::time::Duration::from_secs(1));
+    fake.add_pod_identity("default", "web-0", "pod-client");
+    fake.grant("myvault", "pod-client");
+    let (_, body) = nmi_get(&fake, &[("podns", "default"), ("podname", "web-0")]).await;
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let bearer = format!(
+        "Bearer {}",
+        body["token"]["access_token"].as_str().expect("token")
+    );
+    let url = "https://myvault.vault.azure.net/secrets/db-password/?api-version=2025-07-01";
+    assert_eq!(
+        raw_get(&fake, url, &[("authorization", &bearer)]).await.0,
+        StatusCode::Ok
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = raw_get(&fake, url, &[("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::Unauthorized, "{body}");
+    assert!(body.contains("\"Unauthorized\""), "{body}");
+}
+
+#[tokio::test]
+async fn challenge_names_the_vault_resource() {
+    let fake = FakeAzure::start().await;
+    let url = "https://myvault.vault.azure.net/secrets/x/?api-version=2025-07-01";
+    let mut request = Request::new(Url::parse(url).expect("url"), Method::Get);
+    request.insert_header("accept", "application/json");
+    let response = fake
+        .transport()
+        .http_client()
+        .execute_request(&request)
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::Unauthorized);
+    let challenge = response
+        .headers()
+        .get_optional_str(&azure_core::http::headers::WWW_AUTHENTICATE);
+    let expected = format!(
+        r#"Bearer authorization="https://login.microsoftonline.com/{}", resource="https://vault.azure.net""#,
+        support::fake::CHALLENGE_TENANT_ID
+    );
+    assert_eq!(challenge, Some(expected.as_str()));
+    assert_eq!(fake.counts().challenges, 1);
 }
 
 #[tokio::test]
