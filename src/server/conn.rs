@@ -20,12 +20,18 @@ pub(super) struct Connection<IO> {
 
 impl<IO> Connection<IO> {
     pub(super) fn new(io: IO, kill: &CancellationToken) -> Self {
-        Connection { io: AuthorityFix::new(io), killed: Box::pin(kill.clone().cancelled_owned()) }
+        Connection {
+            io: AuthorityFix::new(io),
+            killed: Box::pin(kill.clone().cancelled_owned()),
+        }
     }
 
     fn check_alive(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         match self.killed.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(io::ErrorKind::ConnectionAborted, "shutdown grace period expired")),
+            Poll::Ready(()) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "shutdown grace period expired",
+            )),
             Poll::Pending => Ok(()),
         }
     }
@@ -40,7 +46,11 @@ impl<IO: Connected> Connected for Connection<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Connection<IO> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.check_alive(cx)?;
         Pin::new(&mut this.io).poll_read(cx, buf)
@@ -48,7 +58,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Connection<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Connection<IO> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.check_alive(cx)?;
         Pin::new(&mut this.io).poll_write(cx, buf)

@@ -40,7 +40,11 @@ pub use service::parse_grpc_timeout;
 #[async_trait::async_trait]
 pub trait MountHandler: Send + Sync + 'static {
     /// `deadline` comes from the call's `grpc-timeout`, if any.
-    async fn mount(&self, request: pb::MountRequest, deadline: Option<Instant>) -> Result<pb::MountResponse, tonic::Status>;
+    async fn mount(
+        &self,
+        request: pb::MountRequest,
+        deadline: Option<Instant>,
+    ) -> Result<pb::MountResponse, tonic::Status>;
 }
 
 /// Where to listen: `unix:///path/azure.sock` or `tcp://host:port`.
@@ -90,7 +94,11 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, ServerError> {
         return Err(invalid());
     }
     if scheme.eq_ignore_ascii_case("unix") {
-        let path = if address.starts_with('/') { address.to_owned() } else { format!("/{address}") };
+        let path = if address.starts_with('/') {
+            address.to_owned()
+        } else {
+            format!("/{address}")
+        };
         Ok(Endpoint::Unix(PathBuf::from(path)))
     } else if scheme.eq_ignore_ascii_case("tcp") {
         Ok(Endpoint::Tcp(address.to_owned()))
@@ -118,7 +126,9 @@ pub struct Server {
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server").field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,18 +139,33 @@ impl Server {
         match endpoint {
             Endpoint::Unix(path) => {
                 let (listener, file) = socket::bind(path)?;
-                Ok(Server { listener: Listener::Unix(listener, file), endpoint: endpoint.clone() })
+                Ok(Server {
+                    listener: Listener::Unix(listener, file),
+                    endpoint: endpoint.clone(),
+                })
             }
             Endpoint::Tcp(address) => {
                 // Go's `net.Listen("tcp", ":7777")` listens on every interface.
-                let address = if address.starts_with(':') { format!("0.0.0.0{address}") } else { address.clone() };
-                let listener = TcpListener::bind(&address)
-                    .await
-                    .map_err(|source| ServerError::Bind { endpoint: endpoint.to_string(), source })?;
-                let local = listener
-                    .local_addr()
-                    .map_err(|source| ServerError::Bind { endpoint: endpoint.to_string(), source })?;
-                Ok(Server { listener: Listener::Tcp(listener), endpoint: Endpoint::Tcp(local.to_string()) })
+                let address = if address.starts_with(':') {
+                    format!("0.0.0.0{address}")
+                } else {
+                    address.clone()
+                };
+                let listener =
+                    TcpListener::bind(&address)
+                        .await
+                        .map_err(|source| ServerError::Bind {
+                            endpoint: endpoint.to_string(),
+                            source,
+                        })?;
+                let local = listener.local_addr().map_err(|source| ServerError::Bind {
+                    endpoint: endpoint.to_string(),
+                    source,
+                })?;
+                Ok(Server {
+                    listener: Listener::Tcp(listener),
+                    endpoint: Endpoint::Tcp(local.to_string()),
+                })
             }
         }
     }
@@ -164,7 +189,9 @@ impl Server {
                 drop(socket_file);
                 result
             }
-            Listener::Tcp(listener) => run(TcpListenerStream::new(listener), handler, shutdown, grace).await,
+            Listener::Tcp(listener) => {
+                run(TcpListenerStream::new(listener), handler, shutdown, grace).await
+            }
         }
     }
 }
@@ -176,7 +203,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> Result<(), ServerError> {
-    Server::bind(endpoint).await?.serve(handler, shutdown, grace).await
+    Server::bind(endpoint)
+        .await?
+        .serve(handler, shutdown, grace)
+        .await
 }
 
 async fn run<IO>(
@@ -210,20 +240,31 @@ where
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", ServingStatus::Serving).await;
-    health.set_serving::<CsiDriverProviderServer<service::ProviderService>>().await;
+    health
+        .set_serving::<CsiDriverProviderServer<service::ProviderService>>()
+        .await;
 
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
-        tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down: no new connections, draining in-flight calls");
-        health.set_service_status("", ServingStatus::NotServing).await;
-        health.set_not_serving::<CsiDriverProviderServer<service::ProviderService>>().await;
+        tracing::info!(
+            grace_secs = grace.as_secs_f64(),
+            "shutting down: no new connections, draining in-flight calls"
+        );
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health
+            .set_not_serving::<CsiDriverProviderServer<service::ProviderService>>()
+            .await;
         let _ = draining_tx.send(());
     };
     let serving = tonic::transport::Server::builder()
         .max_frame_size(Some(authority::MAX_FRAME_SIZE as u32))
         .add_service(health_service)
-        .add_service(CsiDriverProviderServer::new(service::ProviderService::new(handler)))
+        .add_service(CsiDriverProviderServer::new(service::ProviderService::new(
+            handler,
+        )))
         .serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(serving);
 
@@ -256,11 +297,31 @@ mod tests {
             parse_endpoint("unix:///provider/azure.sock").unwrap(),
             Endpoint::Unix("/provider/azure.sock".into())
         );
-        assert_eq!(parse_endpoint("tcp://:7777").unwrap(), Endpoint::Tcp(":7777".into()));
-        assert_eq!(parse_endpoint("TCP://127.0.0.1:1").unwrap(), Endpoint::Tcp("127.0.0.1:1".into()));
-        assert_eq!(parse_endpoint("UNIX:///a.sock").unwrap(), Endpoint::Unix("/a.sock".into()));
-        assert_eq!(parse_endpoint("unix://tmp/azure.sock").unwrap(), Endpoint::Unix("/tmp/azure.sock".into()));
-        for bad in ["udp:///provider/azure.sock", "unix://", "tcp://", "", "/provider/azure.sock", "unix:/a", "http://x:1"] {
+        assert_eq!(
+            parse_endpoint("tcp://:7777").unwrap(),
+            Endpoint::Tcp(":7777".into())
+        );
+        assert_eq!(
+            parse_endpoint("TCP://127.0.0.1:1").unwrap(),
+            Endpoint::Tcp("127.0.0.1:1".into())
+        );
+        assert_eq!(
+            parse_endpoint("UNIX:///a.sock").unwrap(),
+            Endpoint::Unix("/a.sock".into())
+        );
+        assert_eq!(
+            parse_endpoint("unix://tmp/azure.sock").unwrap(),
+            Endpoint::Unix("/tmp/azure.sock".into())
+        );
+        for bad in [
+            "udp:///provider/azure.sock",
+            "unix://",
+            "tcp://",
+            "",
+            "/provider/azure.sock",
+            "unix:/a",
+            "http://x:1",
+        ] {
             let err = parse_endpoint(bad).unwrap_err();
             assert_eq!(err.to_string(), format!("invalid endpoint: {bad}"));
         }

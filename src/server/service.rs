@@ -25,7 +25,10 @@ impl ProviderService {
 
 #[tonic::async_trait]
 impl pb::csi_driver_provider_server::CsiDriverProvider for ProviderService {
-    async fn version(&self, _request: Request<pb::VersionRequest>) -> Result<Response<pb::VersionResponse>, Status> {
+    async fn version(
+        &self,
+        _request: Request<pb::VersionRequest>,
+    ) -> Result<Response<pb::VersionResponse>, Status> {
         Ok(Response::new(pb::VersionResponse {
             version: API_VERSION.to_owned(),
             runtime_name: crate::RUNTIME_NAME.to_owned(),
@@ -33,14 +36,20 @@ impl pb::csi_driver_provider_server::CsiDriverProvider for ProviderService {
         }))
     }
 
-    async fn mount(&self, request: Request<pb::MountRequest>) -> Result<Response<pb::MountResponse>, Status> {
+    async fn mount(
+        &self,
+        request: Request<pb::MountRequest>,
+    ) -> Result<Response<pb::MountResponse>, Status> {
         let deadline = request
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .and_then(|timeout| Instant::now().checked_add(timeout));
-        self.handler.mount(request.into_inner(), deadline).await.map(Response::new)
+        self.handler
+            .mount(request.into_inner(), deadline)
+            .await
+            .map(Response::new)
     }
 }
 
@@ -70,17 +79,34 @@ mod tests {
 
     #[test]
     fn grpc_timeout_units() {
-        assert_eq!(parse_grpc_timeout("119999m"), Some(Duration::from_millis(119_999)));
+        assert_eq!(
+            parse_grpc_timeout("119999m"),
+            Some(Duration::from_millis(119_999))
+        );
         assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
         assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
-        assert_eq!(parse_grpc_timeout("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
     }
 
     #[test]
     fn grpc_timeout_rejects_malformed() {
-        for bad in ["", "S", "123", "123456789S", "1.5S", "-1S", "10x", "1 S", "é", "1é"] {
+        for bad in [
+            "",
+            "S",
+            "123",
+            "123456789S",
+            "1.5S",
+            "-1S",
+            "10x",
+            "1 S",
+            "é",
+            "1é",
+        ] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
         }
     }

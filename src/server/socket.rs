@@ -40,9 +40,13 @@ impl Drop for SocketFile {
                     tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the socket file");
                 }
             }
-            Ok(_) => tracing::info!(path = %self.path.display(), "socket file replaced by another instance; leaving it"),
+            Ok(_) => {
+                tracing::info!(path = %self.path.display(), "socket file replaced by another instance; leaving it")
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(path = %self.path.display(), error = %e, "cannot inspect the socket file"),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot inspect the socket file")
+            }
         }
     }
 }
@@ -51,17 +55,31 @@ impl Drop for SocketFile {
 /// owner-only and sets it to [`SOCKET_MODE`].
 pub(super) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), ServerError> {
     remove_stale(path)?;
-    let listener = bind_owner_only(path).map_err(|source| ServerError::Bind { endpoint: display(path), source })?;
+    let listener = bind_owner_only(path).map_err(|source| ServerError::Bind {
+        endpoint: display(path),
+        source,
+    })?;
     let file = SocketFile::inspect(path)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE))
-        .map_err(|source| ServerError::Permissions { path: path.to_owned(), source })?;
+    fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE)).map_err(|source| {
+        ServerError::Permissions {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
     Ok((listener, file))
 }
 
 impl SocketFile {
     fn inspect(path: &Path) -> Result<Self, ServerError> {
-        let m = fs::symlink_metadata(path).map_err(|source| ServerError::Inspect { path: path.to_owned(), source })?;
-        Ok(SocketFile { path: path.to_owned(), dev: m.dev(), ino: m.ino() })
+        let m = fs::symlink_metadata(path).map_err(|source| ServerError::Inspect {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(SocketFile {
+            path: path.to_owned(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
     }
 }
 
@@ -74,7 +92,12 @@ fn remove_stale(path: &Path) -> Result<(), ServerError> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(ServerError::Inspect { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(ServerError::Inspect {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
     let kind = meta.file_type();
     if !kind.is_socket() {
@@ -87,16 +110,24 @@ fn remove_stale(path: &Path) -> Result<(), ServerError> {
         } else {
             "special file"
         };
-        return Err(ServerError::NotASocket { path: path.to_owned(), kind });
+        return Err(ServerError::NotASocket {
+            path: path.to_owned(),
+            kind,
+        });
     }
-    fs::remove_file(path).map_err(|source| ServerError::RemoveStale { path: path.to_owned(), source })?;
+    fs::remove_file(path).map_err(|source| ServerError::RemoveStale {
+        path: path.to_owned(),
+        source,
+    })?;
     tracing::info!(path = %path.display(), "removed a stale socket file");
     Ok(())
 }
 
 fn bind_owner_only(path: &Path) -> io::Result<UnixListener> {
     // A poisoned lock only means another bind panicked; the umask was restored by its guard.
-    let _lock = UMASK_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _lock = UMASK_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let _umask = UmaskGuard::set(BIND_UMASK);
     UnixListener::bind(path)
 }

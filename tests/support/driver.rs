@@ -37,19 +37,27 @@ pub struct Driver {
 impl Driver {
     /// Connects to the provider socket (panics if it cannot: test support).
     pub async fn connect(socket: &Path) -> Driver {
-        Self::try_connect(socket).await.unwrap_or_else(|e| panic!("connect to {}: {e}", socket.display()))
+        Self::try_connect(socket)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", socket.display()))
     }
 
     /// Connects to the provider socket.
     pub async fn try_connect(socket: &Path) -> Result<Driver, tonic::transport::Error> {
         let socket = socket.to_owned();
-        let channel = tonic::transport::Endpoint::from_static("http://localhost")
-            .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-                let socket = socket.clone();
-                async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
-            }))
-            .await?;
-        Ok(Driver { channel, timeout: None })
+        let channel =
+            tonic::transport::Endpoint::from_static("http://localhost")
+                .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+                    let socket = socket.clone();
+                    async move {
+                        Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?))
+                    }
+                }))
+                .await?;
+        Ok(Driver {
+            channel,
+            timeout: None,
+        })
     }
 
     /// Sends `grpc-timeout` with every call from now on (kubelet: 2 minutes).
@@ -67,8 +75,13 @@ impl Driver {
     }
 
     pub async fn version(&mut self) -> Result<pb::VersionResponse, tonic::Status> {
-        let request = self.request(pb::VersionRequest { version: "v1alpha1".into() });
-        CsiDriverProviderClient::new(self.channel.clone()).version(request).await.map(tonic::Response::into_inner)
+        let request = self.request(pb::VersionRequest {
+            version: "v1alpha1".into(),
+        });
+        CsiDriverProviderClient::new(self.channel.clone())
+            .version(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// A Mount as the driver builds it: `attributes` is a JSON object of strings, `secrets`
@@ -80,7 +93,8 @@ impl Driver {
         permission: &str,
     ) -> Result<pb::MountResponse, tonic::Status> {
         let secrets = secrets.map_or_else(|| "null".to_owned(), serde_json::Value::to_string);
-        self.mount_raw(&attributes.to_string(), &secrets, permission).await
+        self.mount_raw(&attributes.to_string(), &secrets, permission)
+            .await
     }
 
     /// A Mount with the three strings exactly as given.
@@ -90,19 +104,31 @@ impl Driver {
         secrets: &str,
         permission: &str,
     ) -> Result<pb::MountResponse, tonic::Status> {
-        self.mount_request(mount_request(attributes, secrets, permission)).await
+        self.mount_request(mount_request(attributes, secrets, permission))
+            .await
     }
 
     /// A Mount with a request built by the caller.
-    pub async fn mount_request(&mut self, request: pb::MountRequest) -> Result<pb::MountResponse, tonic::Status> {
+    pub async fn mount_request(
+        &mut self,
+        request: pb::MountRequest,
+    ) -> Result<pb::MountResponse, tonic::Status> {
         let request = self.request(request);
-        CsiDriverProviderClient::new(self.channel.clone()).mount(request).await.map(tonic::Response::into_inner)
+        CsiDriverProviderClient::new(self.channel.clone())
+            .mount(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// `grpc.health.v1.Health/Check` for `service` (`""`: the server as a whole).
     pub async fn health(&mut self, service: &str) -> Result<ServingStatus, tonic::Status> {
-        let request = self.request(tonic_health::pb::HealthCheckRequest { service: service.into() });
-        let response = HealthClient::new(self.channel.clone()).check(request).await?.into_inner();
+        let request = self.request(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        });
+        let response = HealthClient::new(self.channel.clone())
+            .check(request)
+            .await?
+            .into_inner();
         Ok(response.status())
     }
 }
@@ -124,9 +150,16 @@ pub const MOUNT_PATH: &str = "/v1alpha1.CSIDriverProvider/Mount";
 /// Like driver v1.5: sends `request` twice on one connection with `:authority` = the socket path
 /// (the second time as an HPACK dynamic-table reference). Returns the second response, or the
 /// first error (`grpc-status <code>: <message>` or a protocol failure).
-pub async fn mount_with_socket_path_authority(socket: &Path, request: &pb::MountRequest) -> Result<pb::MountResponse, String> {
-    let results = mounts_with_socket_path_authority(socket, &[request.clone(), request.clone()]).await?;
-    results.into_iter().try_fold(None, |_, r| r.map(Some))?.ok_or_else(|| "no response".to_owned())
+pub async fn mount_with_socket_path_authority(
+    socket: &Path,
+    request: &pb::MountRequest,
+) -> Result<pb::MountResponse, String> {
+    let results =
+        mounts_with_socket_path_authority(socket, &[request.clone(), request.clone()]).await?;
+    results
+        .into_iter()
+        .try_fold(None, |_, r| r.map(Some))?
+        .ok_or_else(|| "no response".to_owned())
 }
 
 /// Sends `requests` one after the other on one raw HTTP/2 connection with the socket path as
@@ -135,24 +168,40 @@ pub async fn mounts_with_socket_path_authority(
     socket: &Path,
     requests: &[pb::MountRequest],
 ) -> Result<Vec<Result<pb::MountResponse, String>>, String> {
-    let calls: Vec<_> = requests.iter().map(|r| (MOUNT_PATH, r.encode_to_vec())).collect();
+    let calls: Vec<_> = requests
+        .iter()
+        .map(|r| (MOUNT_PATH, r.encode_to_vec()))
+        .collect();
     let results = raw_calls(socket, &calls).await?;
     Ok(results
         .into_iter()
-        .map(|r| r.and_then(|bytes| pb::MountResponse::decode(&bytes[..]).map_err(|e| format!("decode MountResponse: {e}"))))
+        .map(|r| {
+            r.and_then(|bytes| {
+                pb::MountResponse::decode(&bytes[..])
+                    .map_err(|e| format!("decode MountResponse: {e}"))
+            })
+        })
         .collect())
 }
 
 /// Unary gRPC calls `(path, encoded message)` sent one after the other on one raw HTTP/2
 /// connection with the socket path as `:authority`. Each result is the response message bytes or
 /// `grpc-status <code>: <message>` / a stream reset; the outer error is a connection failure.
-pub async fn raw_calls(socket: &Path, calls: &[(&str, Vec<u8>)]) -> Result<Vec<Result<Vec<u8>, String>>, String> {
+pub async fn raw_calls(
+    socket: &Path,
+    calls: &[(&str, Vec<u8>)],
+) -> Result<Vec<Result<Vec<u8>, String>>, String> {
     let mut conn = RawConnection::open(socket).await?;
     let mut results = Vec::new();
     for (i, (path, message)) in calls.iter().enumerate() {
         let stream = 1 + 2 * i as u32;
         let same_path = i > 0 && calls[0].0 == *path;
-        conn.send_call(stream, &socket_path_headers(i == 0, path, same_path), message).await?;
+        conn.send_call(
+            stream,
+            &socket_path_headers(i == 0, path, same_path),
+            message,
+        )
+        .await?;
         results.push(conn.read_response(stream).await?);
     }
     Ok(results)
@@ -232,7 +281,9 @@ struct RawConnection {
 
 impl RawConnection {
     async fn open(socket: &Path) -> Result<Self, String> {
-        let mut io = UnixStream::connect(socket).await.map_err(|e| format!("connect {}: {e}", socket.display()))?;
+        let mut io = UnixStream::connect(socket)
+            .await
+            .map_err(|e| format!("connect {}: {e}", socket.display()))?;
         let mut hello = PREFACE.to_vec();
         // SETTINGS_INITIAL_WINDOW_SIZE = max, and open the connection window as far: the test
         // client never has to send WINDOW_UPDATEs for responses up to the 4 MiB limit.
@@ -240,11 +291,21 @@ impl RawConnection {
         settings.extend(MAX_WINDOW.to_be_bytes());
         hello.extend(raw_frame(SETTINGS, 0, 0, &settings));
         hello.extend(raw_frame(0x8, 0, 0, &(MAX_WINDOW - 65_535).to_be_bytes()));
-        io.write_all(&hello).await.map_err(|e| format!("write: {e}"))?;
-        Ok(RawConnection { io, decoder: loona_hpack::Decoder::new() })
+        io.write_all(&hello)
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+        Ok(RawConnection {
+            io,
+            decoder: loona_hpack::Decoder::new(),
+        })
     }
 
-    async fn send_call(&mut self, stream: u32, headers: &[u8], message: &[u8]) -> Result<(), String> {
+    async fn send_call(
+        &mut self,
+        stream: u32,
+        headers: &[u8],
+        message: &[u8],
+    ) -> Result<(), String> {
         let mut bytes = raw_frame(HEADERS, END_HEADERS, stream, headers);
         let body = grpc_message(message);
         let chunks: Vec<&[u8]> = body.chunks(MAX_FRAME).collect();
@@ -252,16 +313,25 @@ impl RawConnection {
             let flags = if i + 1 == chunks.len() { END_STREAM } else { 0 };
             bytes.extend(raw_frame(DATA, flags, stream, chunk));
         }
-        self.io.write_all(&bytes).await.map_err(|e| format!("write: {e}"))
+        self.io
+            .write_all(&bytes)
+            .await
+            .map_err(|e| format!("write: {e}"))
     }
 
     async fn read_frame(&mut self) -> Result<(u8, u8, u32, Vec<u8>), String> {
         let mut head = [0u8; 9];
-        self.io.read_exact(&mut head).await.map_err(|e| format!("read frame header: {e}"))?;
+        self.io
+            .read_exact(&mut head)
+            .await
+            .map_err(|e| format!("read frame header: {e}"))?;
         let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
         let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
         let mut payload = vec![0; len];
-        self.io.read_exact(&mut payload).await.map_err(|e| format!("read frame payload: {e}"))?;
+        self.io
+            .read_exact(&mut payload)
+            .await
+            .map_err(|e| format!("read frame payload: {e}"))?;
         Ok((head[3], head[4], stream, payload))
     }
 
@@ -273,17 +343,25 @@ impl RawConnection {
         loop {
             let (kind, flags, id, payload) = self.read_frame().await?;
             match kind {
-                SETTINGS if flags & ACK == 0 => self.write(raw_frame(SETTINGS, ACK, 0, &[])).await?,
+                SETTINGS if flags & ACK == 0 => {
+                    self.write(raw_frame(SETTINGS, ACK, 0, &[])).await?
+                }
                 PING if flags & ACK == 0 => self.write(raw_frame(PING, ACK, 0, &payload)).await?,
                 GOAWAY => return Err(format!("GOAWAY: {payload:?}")),
                 RST_STREAM if id == stream => return Ok(Err(format!("RST_STREAM {payload:?}"))),
                 HEADERS | CONTINUATION => {
                     block.extend_from_slice(&payload);
                     if flags & END_HEADERS != 0 {
-                        let list = self.decoder.decode(&block).map_err(|e| format!("response HPACK: {e:?}"))?;
+                        let list = self
+                            .decoder
+                            .decode(&block)
+                            .map_err(|e| format!("response HPACK: {e:?}"))?;
                         block.clear();
                         headers.extend(list.into_iter().map(|(n, v)| {
-                            (String::from_utf8_lossy(&n).into_owned(), String::from_utf8_lossy(&v).into_owned())
+                            (
+                                String::from_utf8_lossy(&n).into_owned(),
+                                String::from_utf8_lossy(&v).into_owned(),
+                            )
                         }));
                     }
                 }
@@ -298,21 +376,37 @@ impl RawConnection {
     }
 
     async fn write(&mut self, bytes: Vec<u8>) -> Result<(), String> {
-        self.io.write_all(&bytes).await.map_err(|e| format!("write: {e}"))
+        self.io
+            .write_all(&bytes)
+            .await
+            .map_err(|e| format!("write: {e}"))
     }
 }
 
 fn grpc_result(headers: &[(String, String)], body: &[u8]) -> Result<Vec<u8>, String> {
-    let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     if get(":status") != Some("200") {
         return Err(format!("HTTP status {:?}", get(":status")));
     }
     match get("grpc-status") {
         Some("0") => {}
-        Some(code) => return Err(format!("grpc-status {code}: {}", get("grpc-message").unwrap_or(""))),
+        Some(code) => {
+            return Err(format!(
+                "grpc-status {code}: {}",
+                get("grpc-message").unwrap_or("")
+            ));
+        }
         None => return Err("no grpc-status".to_owned()),
     }
-    Ok(body.get(5..).ok_or("response without a gRPC message")?.to_vec())
+    Ok(body
+        .get(5..)
+        .ok_or("response without a gRPC message")?
+        .to_vec())
 }
 
 /// A fresh socket path in a new temporary directory (kept alive by the returned guard).
