@@ -1,0 +1,980 @@
+//! Makes the `:authority` of drivers up to v1.5.x acceptable to `h2`.
+//!
+//! Those drivers dial the socket with grpc-go's passthrough resolver, so every request carries the
+//! socket path (`/var/run/secrets-store-csi-providers/azure.sock`) as HTTP/2 `:authority`. The
+//! `h2` crate under tonic parses `:authority` as a URI authority, fails, and resets the stream with
+//! `PROTOCOL_ERROR`: every Mount would fail. Driver v1.6.0 sends `localhost` instead.
+//!
+//! [`AuthorityFix`] sits between the socket and `h2` and rewrites the client→server byte stream:
+//! it checks the connection preface, splits the stream into frames, passes every frame through
+//! untouched except header blocks (HEADERS + CONTINUATION), which it decodes with a stateful HPACK
+//! decoder (grpc-go indexes `:authority` in its dynamic table after the first request), replaces
+//! an `:authority` that is not a valid URI authority with `localhost`, and re-encodes as literals
+//! that never touch the dynamic table. `h2`'s decoder table therefore stays empty and consistent
+//! whatever the client's encoder did. The server→client direction is not touched.
+//!
+//! Any framing or HPACK error makes the connection fail (read error → hyper drops it); it never
+//! panics and never affects other connections.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BufMut, BytesMut};
+use loona_hpack::decoder::DecoderError;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The client connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The largest frame payload we accept and emit: h2's default `SETTINGS_MAX_FRAME_SIZE`, which the
+/// server also sets explicitly so both sides agree.
+pub const MAX_FRAME_SIZE: usize = 16_384;
+/// Largest header block (sum of the HEADERS and CONTINUATION fragments) we buffer.
+const MAX_HEADER_BLOCK: usize = 64 * 1024;
+/// Largest decoded header list (RFC 7541 §4.1 sizes), guarding against dynamic-table references
+/// that expand a small block into a huge list. hyper's own limit (16 KiB) is far below.
+const MAX_HEADER_LIST: usize = 64 * 1024;
+/// `SETTINGS_HEADER_TABLE_SIZE` of the server (h2's default, never changed by tonic): the client's
+/// encoder may not use a larger dynamic table.
+const HEADER_TABLE_SIZE: usize = 4096;
+/// The replacement for an `:authority` that is not a URI authority (what driver v1.6.0 sends).
+const REPLACEMENT_AUTHORITY: &[u8] = b"localhost";
+/// How much is read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+const FRAME_HEADER_LEN: usize = 9;
+const FRAME_HEADERS: u8 = 0x1;
+const FRAME_CONTINUATION: u8 = 0x9;
+const FLAG_END_STREAM: u8 = 0x1;
+const FLAG_END_HEADERS: u8 = 0x4;
+const FLAG_PADDED: u8 = 0x8;
+const FLAG_PRIORITY: u8 = 0x20;
+const PRIORITY_LEN: usize = 5;
+
+/// Why a connection's client→server stream cannot be rewritten (the connection is closed).
+#[derive(Debug, thiserror::Error)]
+pub enum FramingError {
+    #[error("the connection does not start with the HTTP/2 client preface")]
+    BadPreface,
+    #[error("frame of {0} bytes exceeds the maximum frame size of {MAX_FRAME_SIZE} bytes")]
+    FrameTooLarge(usize),
+    #[error("HEADERS frame on stream 0")]
+    HeadersOnStreamZero,
+    #[error("header block of stream {stream} interrupted by a frame of type {kind:#x}")]
+    Interrupted { stream: u32, kind: u8 },
+    #[error("CONTINUATION frame on stream {0} without an open header block on that stream")]
+    UnexpectedContinuation(u32),
+    #[error("HEADERS frame padding or priority longer than the frame")]
+    BadPadding,
+    #[error("header block larger than {MAX_HEADER_BLOCK} bytes")]
+    BlockTooLarge,
+    #[error("header list larger than {MAX_HEADER_LIST} bytes")]
+    ListTooLarge,
+    #[error("invalid HPACK header block: {0}")]
+    Hpack(DecoderError),
+}
+
+/// A frame header (RFC 9113 §4.1).
+#[derive(Clone, Copy, Debug)]
+struct FrameHead {
+    len: usize,
+    kind: u8,
+    flags: u8,
+    stream: u32,
+}
+
+impl FrameHead {
+    fn parse(b: &[u8; FRAME_HEADER_LEN]) -> Self {
+        FrameHead {
+            len: usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]),
+            kind: b[3],
+            flags: b[4],
+            stream: u32::from_be_bytes([b[5], b[6], b[7], b[8]]) & 0x7fff_ffff,
+        }
+    }
+
+    fn write(&self, out: &mut BytesMut) {
+        // `len` never exceeds MAX_FRAME_SIZE here, so it fits the 24-bit field.
+        out.put_uint(self.len as u64, 3);
+        out.put_u8(self.kind);
+        out.put_u8(self.flags);
+        out.put_u32(self.stream);
+    }
+}
+
+/// A header block being collected from a HEADERS frame and its CONTINUATIONs.
+struct HeaderBlock {
+    stream: u32,
+    end_stream: bool,
+    priority: Option<[u8; PRIORITY_LEN]>,
+    fragment: Vec<u8>,
+}
+
+/// The synchronous client→server rewriter: bytes in, bytes for `h2` out.
+pub struct Rewriter {
+    preface_seen: usize,
+    passthrough: usize,
+    block: Option<HeaderBlock>,
+    decoder: loona_hpack::Decoder<'static>,
+    replaced: u64,
+}
+
+impl Default for Rewriter {
+    fn default() -> Self {
+        let mut decoder = loona_hpack::Decoder::new();
+        decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE);
+        Rewriter {
+            preface_seen: 0,
+            passthrough: 0,
+            block: None,
+            decoder,
+            replaced: 0,
+        }
+    }
+}
+
+impl Rewriter {
+    /// Consumes every complete unit at the front of `input` (an incomplete frame header or
+    /// header-block frame stays there until more bytes arrive) and appends what `h2` must see.
+    pub fn feed(
+        &mut self,
+        input: &mut BytesMut,
+        output: &mut BytesMut,
+    ) -> Result<(), FramingError> {
+        loop {
+            if self.preface_seen < PREFACE.len() {
+                let n = input.len().min(PREFACE.len() - self.preface_seen);
+                if n == 0 {
+                    return Ok(());
+                }
+                if input[..n] != PREFACE[self.preface_seen..self.preface_seen + n] {
+                    return Err(FramingError::BadPreface);
+                }
+                output.extend_from_slice(&input.split_to(n));
+                self.preface_seen += n;
+            } else if self.passthrough > 0 {
+                let n = input.len().min(self.passthrough);
+                if n == 0 {
+                    return Ok(());
+                }
+                output.extend_from_slice(&input.split_to(n));
+                self.passthrough -= n;
+            } else {
+                let Some(head) = input
+                    .first_chunk::<FRAME_HEADER_LEN>()
+                    .map(FrameHead::parse)
+                else {
+                    return Ok(());
+                };
+                if head.len > MAX_FRAME_SIZE {
+                    return Err(FramingError::FrameTooLarge(head.len));
+                }
+                if head.kind == FRAME_HEADERS || head.kind == FRAME_CONTINUATION {
+                    if input.len() < FRAME_HEADER_LEN + head.len {
+                        input.reserve(FRAME_HEADER_LEN + head.len - input.len());
+                        return Ok(());
+                    }
+                    input.advance(FRAME_HEADER_LEN);
+                    let payload = input.split_to(head.len);
+                    self.header_frame(head, &payload, output)?;
+                } else {
+                    if let Some(block) = &self.block {
+                        return Err(FramingError::Interrupted {
+                            stream: block.stream,
+                            kind: head.kind,
+                        });
+                    }
+                    output.extend_from_slice(&input.split_to(FRAME_HEADER_LEN));
+                    self.passthrough = head.len;
+                }
+            }
+        }
+    }
+
+    /// How many `:authority` values were replaced so far.
+    pub fn replaced(&self) -> u64 {
+        self.replaced
+    }
+
+    fn header_frame(
+        &mut self,
+        head: FrameHead,
+        payload: &[u8],
+        output: &mut BytesMut,
+    ) -> Result<(), FramingError> {
+        if head.kind == FRAME_HEADERS {
+            if let Some(block) = &self.block {
+                return Err(FramingError::Interrupted {
+                    stream: block.stream,
+                    kind: head.kind,
+                });
+            }
+            if head.stream == 0 {
+                return Err(FramingError::HeadersOnStreamZero);
+            }
+            let (priority, fragment) = strip_headers_payload(head.flags, payload)?;
+            self.block = Some(HeaderBlock {
+                stream: head.stream,
+                end_stream: head.flags & FLAG_END_STREAM != 0,
+                priority,
+                fragment: fragment.to_vec(),
+            });
+        } else {
+            let block = self
+                .block
+                .as_mut()
+                .filter(|b| b.stream == head.stream)
+                .ok_or(FramingError::UnexpectedContinuation(head.stream))?;
+            if block.fragment.len() + payload.len() > MAX_HEADER_BLOCK {
+                return Err(FramingError::BlockTooLarge);
+            }
+            block.fragment.extend_from_slice(payload);
+        }
+        if head.flags & FLAG_END_HEADERS != 0
+            && let Some(block) = self.block.take()
+        {
+            let encoded = self.reencode(&block.fragment)?;
+            write_header_frames(&block, &encoded, output);
+        }
+        Ok(())
+    }
+
+    /// Decodes a complete header block (updating the mirror of the client's dynamic table) and
+    /// re-encodes it as literals without indexing, fixing `:authority` on the way.
+    fn reencode(&mut self, fragment: &[u8]) -> Result<Vec<u8>, FramingError> {
+        let mut encoded = Vec::with_capacity(fragment.len() + 64);
+        let mut list_size = 0usize;
+        let mut replaced = 0u64;
+        self.decoder
+            .decode_with_cb(fragment, |name, value| {
+                list_size = list_size.saturating_add(name.len() + value.len() + 32);
+                if list_size > MAX_HEADER_LIST {
+                    return;
+                }
+                let value: &[u8] = if &*name == b":authority" && !is_uri_authority(&value) {
+                    replaced += 1;
+                    REPLACEMENT_AUTHORITY
+                } else {
+                    &value
+                };
+                encode_literal(&name, value, &mut encoded);
+            })
+            .map_err(FramingError::Hpack)?;
+        if list_size > MAX_HEADER_LIST {
+            return Err(FramingError::ListTooLarge);
+        }
+        self.replaced += replaced;
+        Ok(encoded)
+    }
+}
+
+/// Removes padding and priority from a HEADERS payload; returns the priority and the fragment.
+fn strip_headers_payload(
+    flags: u8,
+    payload: &[u8],
+) -> Result<(Option<[u8; PRIORITY_LEN]>, &[u8]), FramingError> {
+    let mut rest = payload;
+    if flags & FLAG_PADDED != 0 {
+        let (&pad, body) = rest.split_first().ok_or(FramingError::BadPadding)?;
+        let keep = body
+            .len()
+            .checked_sub(usize::from(pad))
+            .ok_or(FramingError::BadPadding)?;
+        rest = &body[..keep];
+    }
+    let mut priority = None;
+    if flags & FLAG_PRIORITY != 0 {
+        let (p, body) = rest
+            .split_first_chunk::<PRIORITY_LEN>()
+            .ok_or(FramingError::BadPadding)?;
+        priority = Some(*p);
+        rest = body;
+    }
+    Ok((priority, rest))
+}
+
+/// Whether `h2` would accept `value` as `:authority` (it uses the same parser).
+fn is_uri_authority(value: &[u8]) -> bool {
+    http::uri::Authority::try_from(value).is_ok()
+}
+
+/// RFC 7541 §6.2.2 "Literal Header Field without Indexing — New Name", raw (non-Huffman) strings.
+fn encode_literal(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    out.push(0x00);
+    encode_string(name, out);
+    encode_string(value, out);
+}
+
+/// RFC 7541 §5.2 string literal without Huffman coding.
+fn encode_string(s: &[u8], out: &mut Vec<u8>) {
+    encode_integer(s.len(), 7, 0x00, out);
+    out.extend_from_slice(s);
+}
+
+/// RFC 7541 §5.1 integer with an N-bit prefix; `first` holds the bits above the prefix.
+pub fn encode_integer(mut value: usize, prefix_bits: u8, first: u8, out: &mut Vec<u8>) {
+    let max_prefix = (1usize << prefix_bits) - 1;
+    if value < max_prefix {
+        // Fits in the prefix, hence in a byte.
+        out.push(first | value as u8);
+        return;
+    }
+    out.push(first | max_prefix as u8);
+    value -= max_prefix;
+    while value >= 0x80 {
+        out.push((value & 0x7f) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Emits a re-encoded header block as one HEADERS frame followed by as many CONTINUATION frames
+/// as the maximum frame size requires. Padding is dropped; END_STREAM and priority are kept.
+fn write_header_frames(block: &HeaderBlock, encoded: &[u8], output: &mut BytesMut) {
+    let first_cap = MAX_FRAME_SIZE - block.priority.map_or(0, |_| PRIORITY_LEN);
+    let (first, rest) = encoded.split_at(encoded.len().min(first_cap));
+    let mut flags = if block.end_stream { FLAG_END_STREAM } else { 0 };
+    if block.priority.is_some() {
+        flags |= FLAG_PRIORITY;
+    }
+    if rest.is_empty() {
+        flags |= FLAG_END_HEADERS;
+    }
+    let priority: &[u8] = block.priority.as_ref().map_or(&[], |p| p);
+    FrameHead {
+        len: priority.len() + first.len(),
+        kind: FRAME_HEADERS,
+        flags,
+        stream: block.stream,
+    }
+    .write(output);
+    output.extend_from_slice(priority);
+    output.extend_from_slice(first);
+    let mut chunks = rest.chunks(MAX_FRAME_SIZE).peekable();
+    while let Some(chunk) = chunks.next() {
+        let flags = if chunks.peek().is_none() {
+            FLAG_END_HEADERS
+        } else {
+            0
+        };
+        FrameHead {
+            len: chunk.len(),
+            kind: FRAME_CONTINUATION,
+            flags,
+            stream: block.stream,
+        }
+        .write(output);
+        output.extend_from_slice(chunk);
+    }
+}
+
+/// An IO whose client→server bytes go through a [`Rewriter`]; writes pass straight through.
+pub struct AuthorityFix<IO> {
+    io: IO,
+    rewriter: Rewriter,
+    input: BytesMut,
+    output: BytesMut,
+    eof: bool,
+    failed: bool,
+}
+
+impl<IO> AuthorityFix<IO> {
+    pub fn new(io: IO) -> Self {
+        AuthorityFix {
+            io,
+            rewriter: Rewriter::default(),
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+            eof: false,
+            failed: false,
+        }
+    }
+
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for AuthorityFix<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.output.is_empty() || buf.remaining() == 0 {
+                let n = this.output.len().min(buf.remaining());
+                buf.put_slice(&this.output.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            if this.failed {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "malformed HTTP/2 stream",
+                )));
+            }
+            if this.eof {
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut chunk = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut this.io).poll_read(cx, &mut chunk))?;
+            if chunk.filled().is_empty() {
+                this.eof = true;
+                continue;
+            }
+            this.input.extend_from_slice(chunk.filled());
+            let before = this.rewriter.replaced();
+            if let Err(e) = this.rewriter.feed(&mut this.input, &mut this.output) {
+                tracing::warn!(error = %e, "closing driver connection: malformed HTTP/2 stream");
+                // What was rewritten before the error is still delivered, then reads fail.
+                this.failed = true;
+                continue;
+            }
+            if before == 0 && this.rewriter.replaced() > 0 {
+                tracing::debug!(
+                    "driver sent a non-URI :authority (driver <= v1.5); rewriting it to localhost"
+                );
+            }
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for AuthorityFix<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOCKET_PATH: &[u8] = b"/var/run/secrets-store-csi-providers/azure.sock";
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        FrameHead {
+            len: payload.len(),
+            kind,
+            flags,
+            stream,
+        }
+        .write(&mut out);
+        out.extend_from_slice(payload);
+        out.to_vec()
+    }
+
+    fn settings() -> Vec<u8> {
+        frame(0x4, 0, 0, &[0x00, 0x03, 0, 0, 0, 100])
+    }
+
+    fn connection(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut bytes = PREFACE.to_vec();
+        frames.iter().for_each(|f| bytes.extend_from_slice(f));
+        bytes
+    }
+
+    fn rewrite(bytes: &[u8]) -> Result<Vec<u8>, FramingError> {
+        let mut rewriter = Rewriter::default();
+        let mut input = BytesMut::from(bytes);
+        let mut output = BytesMut::new();
+        rewriter.feed(&mut input, &mut output)?;
+        assert!(input.is_empty(), "{} bytes left unconsumed", input.len());
+        Ok(output.to_vec())
+    }
+
+    fn raw_string(s: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_string(s, &mut out);
+        out
+    }
+
+    /// `:authority` as "literal with incremental indexing, indexed name" (static index 1), as
+    /// grpc-go sends it the first time.
+    fn indexed_authority_literal(value: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x41];
+        out.extend(raw_string(value));
+        out
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Frame {
+        kind: u8,
+        flags: u8,
+        stream: u32,
+        payload: Vec<u8>,
+    }
+
+    fn frames(mut bytes: &[u8]) -> Vec<Frame> {
+        assert!(bytes.starts_with(PREFACE));
+        bytes = &bytes[PREFACE.len()..];
+        let mut out = Vec::new();
+        while let Some(h) = bytes.first_chunk::<FRAME_HEADER_LEN>() {
+            let head = FrameHead::parse(h);
+            assert!(head.len <= MAX_FRAME_SIZE);
+            let payload = bytes[FRAME_HEADER_LEN..FRAME_HEADER_LEN + head.len].to_vec();
+            bytes = &bytes[FRAME_HEADER_LEN + head.len..];
+            out.push(Frame {
+                kind: head.kind,
+                flags: head.flags,
+                stream: head.stream,
+                payload,
+            });
+        }
+        assert!(bytes.is_empty());
+        out
+    }
+
+    /// The header blocks of rewritten output, each decoded by a FRESH decoder: proves the output
+    /// never depends on (or fills) the dynamic table.
+    fn header_lists(output: &[u8]) -> Vec<Vec<(String, String)>> {
+        let mut lists = Vec::new();
+        let mut block = Vec::new();
+        for f in frames(output) {
+            let fragment = match f.kind {
+                FRAME_HEADERS => {
+                    assert!(block.is_empty());
+                    let skip = if f.flags & FLAG_PRIORITY != 0 {
+                        PRIORITY_LEN
+                    } else {
+                        0
+                    };
+                    assert_eq!(f.flags & FLAG_PADDED, 0);
+                    f.payload[skip..].to_vec()
+                }
+                FRAME_CONTINUATION => f.payload,
+                _ => continue,
+            };
+            block.extend(fragment);
+            if f.flags & FLAG_END_HEADERS != 0 {
+                let mut fresh = loona_hpack::Decoder::new();
+                let list = fresh
+                    .decode(&block)
+                    .expect("output block decodes on its own");
+                lists.push(
+                    list.into_iter()
+                        .map(|(n, v)| {
+                            (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap())
+                        })
+                        .collect(),
+                );
+                block.clear();
+            }
+        }
+        lists
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn grpc_request(authority: &str) -> Vec<(String, String)> {
+        pairs(&[
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/v1alpha1.CSIDriverProvider/Mount"),
+            (":authority", authority),
+            ("content-type", "application/grpc"),
+        ])
+    }
+
+    #[test]
+    fn non_header_frames_pass_through_unchanged() {
+        let bytes = connection(&[
+            settings(),
+            frame(0x0, 0x1, 1, b"hello"),
+            frame(0x8, 0, 0, &[0, 0, 1, 0]),
+        ]);
+        assert_eq!(rewrite(&bytes).unwrap(), bytes);
+    }
+
+    #[test]
+    fn rfc7541_huffman_requests_keep_a_valid_authority() {
+        // RFC 7541 Appendix C.4: three requests with Huffman coding sharing the dynamic table.
+        let blocks: [&[u8]; 3] = [
+            &[
+                0x82, 0x86, 0x84, 0x41, 0x8c, 0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab,
+                0x90, 0xf4, 0xff,
+            ],
+            &[
+                0x82, 0x86, 0x84, 0xbe, 0x58, 0x86, 0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf,
+            ],
+            &[
+                0x82, 0x87, 0x85, 0xbf, 0x40, 0x88, 0x25, 0xa8, 0x49, 0xe9, 0x5b, 0xa9, 0x7d, 0x7f,
+                0x89, 0x25, 0xa8, 0x49, 0xe9, 0x5b, 0xb8, 0xe8, 0xb4, 0xbf,
+            ],
+        ];
+        let mut fs = vec![settings()];
+        for (i, b) in blocks.iter().enumerate() {
+            fs.push(frame(
+                FRAME_HEADERS,
+                FLAG_END_HEADERS | FLAG_END_STREAM,
+                1 + 2 * i as u32,
+                b,
+            ));
+        }
+        let lists = header_lists(&rewrite(&connection(&fs)).unwrap());
+        let base = [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/"),
+            (":authority", "www.example.com"),
+        ];
+        assert_eq!(lists[0], pairs(&base));
+        assert_eq!(
+            lists[1],
+            pairs(&[
+                base[0],
+                base[1],
+                base[2],
+                base[3],
+                ("cache-control", "no-cache")
+            ])
+        );
+        assert_eq!(
+            lists[2],
+            pairs(&[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":path", "/index.html"),
+                (":authority", "www.example.com"),
+                ("custom-key", "custom-value"),
+            ])
+        );
+    }
+
+    /// Like grpc-go: the first request indexes `:path`, `:authority` and `content-type`; the second
+    /// refers to them in the dynamic table.
+    fn socket_path_requests() -> Vec<u8> {
+        let mut first = vec![0x83, 0x86, 0x44];
+        first.extend(raw_string(b"/v1alpha1.CSIDriverProvider/Mount"));
+        first.extend(indexed_authority_literal(SOCKET_PATH));
+        first.push(0x5f);
+        first.extend(raw_string(b"application/grpc"));
+        // Dynamic table now: 62 content-type, 63 :authority, 64 :path.
+        let second = [0x83, 0x86, 0x80 | 64, 0x80 | 63, 0x80 | 62];
+        connection(&[
+            settings(),
+            frame(FRAME_HEADERS, FLAG_END_HEADERS, 1, &first),
+            frame(0x0, FLAG_END_STREAM, 1, b"\0\0\0\0\0"),
+            frame(FRAME_HEADERS, FLAG_END_HEADERS, 3, &second),
+            frame(0x0, FLAG_END_STREAM, 3, b"\0\0\0\0\0"),
+        ])
+    }
+
+    #[test]
+    fn socket_path_authority_becomes_localhost_also_when_indexed() {
+        let input = socket_path_requests();
+        let mut rewriter = Rewriter::default();
+        let mut output = BytesMut::new();
+        rewriter
+            .feed(&mut BytesMut::from(&input[..]), &mut output)
+            .unwrap();
+        assert_eq!(rewriter.replaced(), 2);
+        let lists = header_lists(&output);
+        assert_eq!(
+            lists,
+            vec![grpc_request("localhost"), grpc_request("localhost")]
+        );
+        let data: Vec<_> = frames(&output)
+            .into_iter()
+            .filter(|f| f.kind == 0)
+            .map(|f| f.stream)
+            .collect();
+        assert_eq!(data, [1, 3]);
+    }
+
+    #[test]
+    fn byte_by_byte_feeding_gives_the_same_output() {
+        let input = socket_path_requests();
+        let whole = rewrite(&input).unwrap();
+        let mut rewriter = Rewriter::default();
+        let mut pending = BytesMut::new();
+        let mut output = BytesMut::new();
+        for b in input {
+            pending.extend_from_slice(&[b]);
+            rewriter.feed(&mut pending, &mut output).unwrap();
+        }
+        assert!(pending.is_empty());
+        assert_eq!(output.to_vec(), whole);
+    }
+
+    #[test]
+    fn padding_is_dropped_priority_and_end_stream_kept() {
+        let mut payload = vec![3]; // pad length
+        payload.extend([0x80, 0, 0, 5, 200]); // exclusive dependency on stream 5, weight 200
+        payload.extend([0x83, 0x86]);
+        payload.extend(indexed_authority_literal(SOCKET_PATH));
+        payload.extend([0, 0, 0]);
+        let flags = FLAG_PADDED | FLAG_PRIORITY | FLAG_END_HEADERS | FLAG_END_STREAM;
+        let output = rewrite(&connection(&[frame(FRAME_HEADERS, flags, 7, &payload)])).unwrap();
+        let fs = frames(&output);
+        assert_eq!(fs.len(), 1);
+        assert_eq!(
+            fs[0].flags,
+            FLAG_PRIORITY | FLAG_END_HEADERS | FLAG_END_STREAM
+        );
+        assert_eq!(fs[0].payload[..PRIORITY_LEN], [0x80, 0, 0, 5, 200]);
+        assert_eq!(
+            header_lists(&output),
+            vec![pairs(&[
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":authority", "localhost")
+            ])]
+        );
+    }
+
+    #[test]
+    fn continuation_frames_are_joined() {
+        let mut block = vec![0x83, 0x86];
+        block.extend(indexed_authority_literal(SOCKET_PATH));
+        let (a, rest) = block.split_at(3);
+        let (b, c) = rest.split_at(10);
+        let input = connection(&[
+            frame(FRAME_HEADERS, 0, 1, a),
+            frame(FRAME_CONTINUATION, 0, 1, b),
+            frame(FRAME_CONTINUATION, FLAG_END_HEADERS, 1, c),
+        ]);
+        let output = rewrite(&input).unwrap();
+        assert_eq!(
+            header_lists(&output),
+            vec![pairs(&[
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":authority", "localhost")
+            ])]
+        );
+    }
+
+    #[test]
+    fn large_blocks_are_split_at_the_frame_size() {
+        // Two 12 KB values spread over HEADERS + CONTINUATION; the re-encoded block needs 2 frames.
+        let big = vec![b'x'; 12_000];
+        let mut block = vec![0x83];
+        for name in [&b"x-a"[..], b"x-b"] {
+            block.push(0x00);
+            block.extend(raw_string(name));
+            block.extend(raw_string(&big));
+        }
+        let (a, b) = block.split_at(MAX_FRAME_SIZE);
+        let input = connection(&[
+            frame(FRAME_HEADERS, 0, 1, a),
+            frame(FRAME_CONTINUATION, FLAG_END_HEADERS, 1, b),
+        ]);
+        let output = rewrite(&input).unwrap();
+        let fs = frames(&output);
+        assert_eq!(
+            fs.iter().map(|f| (f.kind, f.flags)).collect::<Vec<_>>(),
+            [(FRAME_HEADERS, 0), (FRAME_CONTINUATION, FLAG_END_HEADERS)]
+        );
+        let lists = header_lists(&output);
+        assert_eq!(lists[0][1].1.len(), 12_000);
+        assert_eq!(lists[0][2].0, "x-b");
+    }
+
+    #[test]
+    fn malformed_streams_are_errors() {
+        let hdr = |flags, stream, payload: &[u8]| frame(FRAME_HEADERS, flags, stream, payload);
+        let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+            ("preface", "preface", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
+            (
+                "too large",
+                "maximum frame size",
+                connection(&[frame(0x0, 0, 1, &vec![0; MAX_FRAME_SIZE + 1])]),
+            ),
+            (
+                "stream 0",
+                "stream 0",
+                connection(&[hdr(FLAG_END_HEADERS, 0, &[0x82])]),
+            ),
+            (
+                "interrupted",
+                "interrupted",
+                connection(&[hdr(0, 1, &[0x82]), settings()]),
+            ),
+            (
+                "headers in block",
+                "interrupted",
+                connection(&[hdr(0, 1, &[0x82]), hdr(FLAG_END_HEADERS, 3, &[0x82])]),
+            ),
+            (
+                "orphan continuation",
+                "without an open header block",
+                connection(&[frame(FRAME_CONTINUATION, FLAG_END_HEADERS, 1, &[0x82])]),
+            ),
+            (
+                "continuation other stream",
+                "without an open header block",
+                connection(&[
+                    hdr(0, 1, &[0x82]),
+                    frame(FRAME_CONTINUATION, FLAG_END_HEADERS, 3, &[0x82]),
+                ]),
+            ),
+            (
+                "padding",
+                "padding",
+                connection(&[hdr(FLAG_PADDED | FLAG_END_HEADERS, 1, &[9, 0x82])]),
+            ),
+            (
+                "empty padded",
+                "padding",
+                connection(&[hdr(FLAG_PADDED | FLAG_END_HEADERS, 1, &[])]),
+            ),
+            (
+                "short priority",
+                "priority",
+                connection(&[hdr(FLAG_PRIORITY | FLAG_END_HEADERS, 1, &[0, 0])]),
+            ),
+            (
+                "index 0",
+                "index out of bounds",
+                connection(&[hdr(FLAG_END_HEADERS, 1, &[0x80])]),
+            ),
+            (
+                "index out of table",
+                "index out of bounds",
+                connection(&[hdr(FLAG_END_HEADERS, 1, &[0xbe])]),
+            ),
+            (
+                "truncated string",
+                "Not enough octets",
+                connection(&[hdr(FLAG_END_HEADERS, 1, &[0x41, 0x0a, b'a'])]),
+            ),
+            (
+                "bad huffman",
+                "Huffman",
+                connection(&[hdr(FLAG_END_HEADERS, 1, &[0x41, 0x81, 0x00])]),
+            ),
+            (
+                "huge integer",
+                "Too many octets",
+                connection(&[hdr(
+                    FLAG_END_HEADERS,
+                    1,
+                    &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+                )]),
+            ),
+            (
+                "table size over settings",
+                "table size exceeds",
+                connection(&[hdr(FLAG_END_HEADERS, 1, &[0x3f, 0xe2, 0x1f, 0x82])]),
+            ),
+            (
+                "size update at end",
+                "size update at the end",
+                connection(&[hdr(FLAG_END_HEADERS, 1, &[0x82, 0x20])]),
+            ),
+        ];
+        for (name, expected, bytes) in cases {
+            let err = rewrite(&bytes).expect_err(name).to_string();
+            assert!(err.contains(expected), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn header_list_amplification_is_bounded() {
+        // One 4000-byte entry in the dynamic table, then referenced 20 times: 80 KB decoded.
+        let mut block = vec![0x40];
+        block.extend(raw_string(b"x-big"));
+        block.extend(raw_string(&[b'v'; 4000]));
+        block.extend([0xbe; 20]);
+        let err = rewrite(&connection(&[frame(
+            FRAME_HEADERS,
+            FLAG_END_HEADERS,
+            1,
+            &block,
+        )]))
+        .unwrap_err();
+        assert!(matches!(err, FramingError::ListTooLarge), "{err}");
+    }
+
+    #[test]
+    fn block_size_is_bounded() {
+        let mut fs = vec![frame(FRAME_HEADERS, 0, 1, &[0x82])];
+        fs.extend((0..5).map(|_| frame(FRAME_CONTINUATION, 0, 1, &vec![0x82; MAX_FRAME_SIZE])));
+        assert!(matches!(
+            rewrite(&connection(&fs)),
+            Err(FramingError::BlockTooLarge)
+        ));
+    }
+
+    #[test]
+    fn integers_round_trip() {
+        for (value, prefix) in [
+            (10, 5),
+            (1337, 5),
+            (31, 5),
+            (30, 5),
+            (127, 7),
+            (0, 7),
+            (16_384, 7),
+        ] {
+            let mut out = Vec::new();
+            encode_integer(value, prefix, 0, &mut out);
+            // Decode as a string length: prefix 7 only.
+            if prefix == 7 {
+                out.extend(std::iter::repeat_n(b'a', value));
+                let mut block = vec![0x00];
+                block.extend(raw_string(b"n"));
+                block.extend(out);
+                let list = loona_hpack::Decoder::new().decode(&block).unwrap();
+                assert_eq!(list[0].1.len(), value);
+            }
+        }
+        let mut out = Vec::new();
+        encode_integer(1337, 5, 0, &mut out);
+        assert_eq!(out, [31, 154, 10]); // RFC 7541 C.1.2
+    }
+
+    #[tokio::test]
+    async fn adapter_rewrites_reads_and_fails_on_garbage() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let mut fixed = AuthorityFix::new(server);
+        let input = socket_path_requests();
+        client.write_all(&input).await.unwrap();
+        client.write_all(b"garbage!!").await.unwrap();
+        drop(client);
+        let mut output = Vec::new();
+        let err = loop {
+            let mut chunk = [0u8; 100];
+            match fixed.read(&mut chunk).await {
+                Ok(0) => panic!("EOF instead of an error"),
+                Ok(n) => output.extend_from_slice(&chunk[..n]),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(output, rewrite(&input).unwrap());
+    }
+}

@@ -1,0 +1,113 @@
+//! The `v1alpha1.CSIDriverProvider` service: `Version` answers by itself, `Mount` hands the request
+//! and the caller's deadline (from `grpc-timeout`) to the [`MountHandler`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+use super::MountHandler;
+use crate::pb;
+
+/// The API version the driver speaks and every provider reports.
+const API_VERSION: &str = "v1alpha1";
+
+pub(super) struct ProviderService {
+    handler: Arc<dyn MountHandler>,
+}
+
+impl ProviderService {
+    pub(super) fn new(handler: Arc<dyn MountHandler>) -> Self {
+        ProviderService { handler }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::csi_driver_provider_server::CsiDriverProvider for ProviderService {
+    async fn version(
+        &self,
+        _request: Request<pb::VersionRequest>,
+    ) -> Result<Response<pb::VersionResponse>, Status> {
+        Ok(Response::new(pb::VersionResponse {
+            version: API_VERSION.to_owned(),
+            runtime_name: crate::RUNTIME_NAME.to_owned(),
+            runtime_version: crate::RUNTIME_VERSION.to_owned(),
+        }))
+    }
+
+    async fn mount(
+        &self,
+        request: Request<pb::MountRequest>,
+    ) -> Result<Response<pb::MountResponse>, Status> {
+        let deadline = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        self.handler
+            .mount(request.into_inner(), deadline)
+            .await
+            .map(Response::new)
+    }
+}
+
+/// Parses a `grpc-timeout` header value: 1 to 8 ASCII digits and a unit among `H M S m u n`
+/// (gRPC over HTTP/2 spec). Anything else is `None` (no deadline).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let digits = value.get(..value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // At most 8 digits: always fits a u64.
+    let amount: u64 = digits.parse().ok()?;
+    Some(match value.as_bytes().last()? {
+        b'H' => Duration::from_secs(amount * 3600),
+        b'M' => Duration::from_secs(amount * 60),
+        b'S' => Duration::from_secs(amount),
+        b'm' => Duration::from_millis(amount),
+        b'u' => Duration::from_micros(amount),
+        b'n' => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_units() {
+        assert_eq!(
+            parse_grpc_timeout("119999m"),
+            Some(Duration::from_millis(119_999))
+        );
+        assert_eq!(parse_grpc_timeout("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+    }
+
+    #[test]
+    fn grpc_timeout_rejects_malformed() {
+        for bad in [
+            "",
+            "S",
+            "123",
+            "123456789S",
+            "1.5S",
+            "-1S",
+            "10x",
+            "1 S",
+            "é",
+            "1é",
+        ] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+}

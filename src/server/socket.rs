@@ -1,0 +1,151 @@
+//! The Unix socket file: replace a stale socket (and nothing else), create the new one owner-only
+//! with no window where it is accessible to others, and remove it again on shutdown.
+//!
+//! The driver's only protection is the file mode of this socket (the provider API has no
+//! authentication), so the socket is bound under `umask(0o077)` — as the Go provider does — and
+//! then narrowed to `0600`.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tokio::net::UnixListener;
+
+use super::ServerError;
+
+/// Mode of the socket file once bound.
+pub const SOCKET_MODE: u32 = 0o600;
+/// Umask while binding: the socket is created `0700` at most, never group/world accessible.
+const BIND_UMASK: libc::mode_t = 0o077;
+
+/// Serialises our own binds: the umask is per process.
+static UMASK_LOCK: Mutex<()> = Mutex::new(());
+
+/// The socket file we created; dropping it removes the file if it is still ours (same inode), so
+/// a newer instance that already replaced it keeps its socket.
+#[derive(Debug)]
+pub(super) struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        match fs::symlink_metadata(&self.path) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => {
+                if let Err(e) = fs::remove_file(&self.path) {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the socket file");
+                }
+            }
+            Ok(_) => {
+                tracing::info!(path = %self.path.display(), "socket file replaced by another instance; leaving it")
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot inspect the socket file")
+            }
+        }
+    }
+}
+
+/// Binds `path`: removes a stale socket there, refuses anything else, creates the socket
+/// owner-only and sets it to [`SOCKET_MODE`].
+pub(super) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), ServerError> {
+    remove_stale(path)?;
+    let listener = bind_owner_only(path).map_err(|source| ServerError::Bind {
+        endpoint: display(path),
+        source,
+    })?;
+    let file = SocketFile::inspect(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE)).map_err(|source| {
+        ServerError::Permissions {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    Ok((listener, file))
+}
+
+impl SocketFile {
+    fn inspect(path: &Path) -> Result<Self, ServerError> {
+        let m = fs::symlink_metadata(path).map_err(|source| ServerError::Inspect {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(SocketFile {
+            path: path.to_owned(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
+fn display(path: &Path) -> String {
+    format!("unix://{}", path.display())
+}
+
+/// Removes a socket left by a previous run; anything that is not a socket is left alone.
+fn remove_stale(path: &Path) -> Result<(), ServerError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(ServerError::Inspect {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let kind = meta.file_type();
+    if !kind.is_socket() {
+        let kind = if kind.is_dir() {
+            "directory"
+        } else if kind.is_symlink() {
+            "symbolic link"
+        } else if kind.is_file() {
+            "regular file"
+        } else {
+            "special file"
+        };
+        return Err(ServerError::NotASocket {
+            path: path.to_owned(),
+            kind,
+        });
+    }
+    fs::remove_file(path).map_err(|source| ServerError::RemoveStale {
+        path: path.to_owned(),
+        source,
+    })?;
+    tracing::info!(path = %path.display(), "removed a stale socket file");
+    Ok(())
+}
+
+fn bind_owner_only(path: &Path) -> io::Result<UnixListener> {
+    // A poisoned lock only means another bind panicked; the umask was restored by its guard.
+    let _lock = UMASK_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _umask = UmaskGuard::set(BIND_UMASK);
+    UnixListener::bind(path)
+}
+
+/// Sets the process umask and restores the previous one when dropped.
+struct UmaskGuard(libc::mode_t);
+
+impl UmaskGuard {
+    fn set(mask: libc::mode_t) -> Self {
+        // SAFETY: umask(2) only swaps the process file-mode creation mask; it cannot fail and has
+        // no memory-safety preconditions.
+        UmaskGuard(unsafe { libc::umask(mask) })
+    }
+}
+
+impl Drop for UmaskGuard {
+    fn drop(&mut self) {
+        // SAFETY: as in `set`.
+        unsafe { libc::umask(self.0) };
+    }
+}
