@@ -52,17 +52,13 @@ fn original_offset(text: &[u8], filtered_at: usize, skipped: impl Fn(&u8) -> boo
         .map_or(text.len(), |(i, _)| i)
 }
 
+/// Go's `hex.DecodeString`: the first invalid character is reported before an odd length.
 fn decode_hex(text: &[u8]) -> Result<Vec<u8>, ContentError> {
-    hex::decode(text).map_err(|err| {
-        let problem = match err {
-            hex::FromHexError::InvalidHexCharacter { index, .. } => {
-                format!("invalid hex character at input byte {index}")
-            }
-            hex::FromHexError::OddLength => format!("odd length hex string ({} characters)", text.len()),
-            hex::FromHexError::InvalidStringLength => "invalid hex string length".to_string(),
-        };
-        ContentError(format!("objectEncoding hex: {problem}"))
-    })
+    let fail = |problem: String| ContentError(format!("objectEncoding hex: {problem}"));
+    if let Some(at) = text.iter().position(|b| !b.is_ascii_hexdigit()) {
+        return Err(fail(format!("invalid hex character at input byte {at}")));
+    }
+    hex::decode(text).map_err(|_| fail(format!("odd length hex string ({} characters)", text.len())))
 }
 
 #[cfg(test)]
