@@ -72,3 +72,70 @@ impl KeyIds {
         self.authority.as_deref().unwrap_or_default() == parent.subject.as_deref().unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::pem;
+
+    fn der(name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/content/{name}.pem", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read(&path).unwrap();
+        pem::decode_all(&text).remove(0).der
+    }
+
+    /// `order` over `names`, mapped back to names.
+    fn ordered(names: &[&'static str]) -> Result<Option<Vec<&'static str>>, ContentError> {
+        let certs: Vec<Vec<u8>> = names.iter().map(|n| der(n)).collect();
+        Ok(order(&certs)?.map(|idx| idx.into_iter().map(|i| names[i]).collect()))
+    }
+
+    fn permutations(items: &[&'static str]) -> Vec<Vec<&'static str>> {
+        if items.len() <= 1 {
+            return vec![items.to_vec()];
+        }
+        let mut out = Vec::new();
+        for i in 0..items.len() {
+            let mut rest = items.to_vec();
+            let first = rest.remove(i);
+            for mut tail in permutations(&rest) {
+                tail.insert(0, first);
+                out.push(tail);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_ordering_of_three_becomes_leaf_intermediate_root() {
+        for leaf in ["leaf", "leaf-noski", "leaf-ec"] {
+            let all = permutations(&[leaf, "inter", "root"]);
+            assert_eq!(all.len(), 6);
+            for input in all {
+                assert_eq!(ordered(&input).unwrap(), Some(vec![leaf, "inter", "root"]), "{input:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn missing_link_or_several_leaves_is_incomplete() {
+        assert_eq!(ordered(&["leaf", "root"]).unwrap(), None);
+        assert_eq!(ordered(&["root", "leaf"]).unwrap(), None);
+        assert_eq!(ordered(&["leaf", "leaf-ec", "inter", "root"]).unwrap(), None);
+        assert_eq!(ordered(&["leaf"]).unwrap(), Some(vec!["leaf"]));
+        assert_eq!(order(&[]).unwrap(), Some(vec![]));
+    }
+
+    #[test]
+    fn cycles_and_no_leaf_are_errors() {
+        let err = ordered(&["cycle-leaf", "cycle-a", "cycle-b"]).unwrap_err();
+        assert_eq!(err.0, "constructing chain resulted in cycle");
+        assert_eq!(ordered(&["cycle-a", "cycle-b"]).unwrap_err().0, "no leaf found");
+    }
+
+    #[test]
+    fn unparsable_certificate_is_an_error() {
+        let err = order(&[der("leaf"), b"test".to_vec()]).unwrap_err();
+        assert!(err.0.starts_with("certificate 2 of the chain cannot be parsed"), "{}", err.0);
+    }
+}
