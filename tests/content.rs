@@ -390,3 +390,16 @@ fn expiries_of_every_certificate_block() {
     assert!(expiries[1] > leaf, "the root outlives the leaf");
     assert!(certificate_expiries(b"-----BEGIN CERTIFICATE-----\ndGVzdA==\n-----END CERTIFICATE-----\n").is_empty());
 }
+
+// ---- upstream's own vectors (§7 F 33–34) ----
+
+#[test]
+fn upstream_pfx_vectors_match_byte_for_byte() {
+    // windows-rsa: MAC and bags under the zero-length password; ec-chain: Go-style EC PKCS#8 and
+    // a reordered 3-certificate chain.
+    for name in ["windows-rsa", "ec-chain"] {
+        let bundle = cert_backed(fixture(&format!("upstream/{name}.pfx.b64")).trim(), PFX_CT);
+        let r = render(&bundle, ObjectFormat::Pem, ObjectEncoding::Utf8, ContentOptions::default());
+        assert_eq!(pem_text(only_file(r)), fixture(&format!("upstream/{name}.expected.pem")), "{name}");
+    }
+}

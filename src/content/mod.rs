@@ -13,6 +13,7 @@ mod chain;
 mod curve;
 mod encoding;
 mod key;
+mod nil_password;
 mod pem;
 mod pfx;
 

@@ -13,6 +13,7 @@ use spki::AlgorithmIdentifierRef;
 
 use super::ContentError;
 use super::curve::Curve;
+use super::nil_password;
 
 const EC_PUBLIC_KEY_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
@@ -23,16 +24,23 @@ pub(crate) struct Contents {
 }
 
 /// Opens a PFX with the empty password Key Vault exports use.
+/// Tries `00 00` (OpenSSL's empty password) first, then the zero-length one, as Go does.
 pub(crate) fn open(pfx: &[u8]) -> Result<Contents, ContentError> {
-    let archive = Pkcs12Archive::from_pkcs12(pfx, "").map_err(open_error)?;
-    let keys = archive.keys.iter().map(|bag| go_pkcs8(bag.key.as_der())).collect::<Result<_, _>>()?;
-    let certs = archive.certs.into_iter().map(|bag| bag.cert.as_der().to_vec()).collect();
+    let (keys, certs) = match Pkcs12Archive::from_pkcs12(pfx, "") {
+        Ok(archive) => {
+            let keys = archive.keys.iter().map(|bag| bag.key.as_der().to_vec()).collect();
+            (keys, archive.certs.into_iter().map(|bag| bag.cert.as_der().to_vec()).collect())
+        }
+        Err(P12Error::MacError(_)) => nil_password::open(pfx)?.ok_or_else(|| open_error(P12Error::InvalidData))?,
+        Err(err) => return Err(open_error(err)),
+    };
+    let keys = keys.iter().map(|key| go_pkcs8(key)).collect::<Result<_, _>>()?;
     Ok(Contents { keys, certs })
 }
 
 fn open_error(err: P12Error) -> ContentError {
     ContentError(match err {
-        P12Error::MacError(_) => "failed to decode PFX: integrity check failed (the PFX is corrupt or not protected \
+        P12Error::MacError(_) | P12Error::InvalidData => "failed to decode PFX: integrity check failed (the PFX is corrupt or not protected \
                                   by the empty password Key Vault uses)"
             .into(),
         other => format!("failed to decode PFX: {other}"),
