@@ -9,8 +9,7 @@ use x509_parser::extensions::ParsedExtension;
 use super::ContentError;
 
 /// Logged by upstream when the walk does not reach every certificate; the input is then kept.
-pub(crate) const INCOMPLETE_CHAIN_WARNING: &str =
-    "certificate chain is not complete due to missing intermediate/root certificates in the cert from key vault";
+pub(crate) const INCOMPLETE_CHAIN_WARNING: &str = "certificate chain is not complete due to missing intermediate/root certificates in the cert from key vault";
 
 /// Indices of `certs` (DER) ordered leaf → root, or `None` when the chain is incomplete (missing
 /// link or several leaves) and the caller must keep the original order. An empty list is a
@@ -19,7 +18,11 @@ pub(crate) fn order(certs: &[Vec<u8>]) -> Result<Option<Vec<usize>>, ContentErro
     if certs.is_empty() {
         return Ok(Some(Vec::new()));
     }
-    let ids = certs.iter().enumerate().map(|(i, der)| KeyIds::of(i, der)).collect::<Result<Vec<_>, _>>()?;
+    let ids = certs
+        .iter()
+        .enumerate()
+        .map(|(i, der)| KeyIds::of(i, der))
+        .collect::<Result<Vec<_>, _>>()?;
     let n = ids.len();
     let mut parent = vec![None; n];
     let mut is_parent = vec![false; n];
@@ -29,7 +32,9 @@ pub(crate) fn order(certs: &[Vec<u8>]) -> Result<Option<Vec<usize>>, ContentErro
             is_parent[j] = true;
         }
     }
-    let leaf = (0..n).find(|&i| !is_parent[i]).ok_or_else(|| ContentError("no leaf found".into()))?;
+    let leaf = (0..n)
+        .find(|&i| !is_parent[i])
+        .ok_or_else(|| ContentError("no leaf found".into()))?;
     let mut walk = Vec::new();
     let mut next = Some(leaf);
     while let Some(node) = next {
@@ -50,9 +55,16 @@ struct KeyIds {
 
 impl KeyIds {
     fn of(index: usize, der: &[u8]) -> Result<Self, ContentError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der)
-            .map_err(|err| ContentError(format!("certificate {} of the chain cannot be parsed: {err}", index + 1)))?;
-        let mut ids = Self { authority: None, subject: None };
+        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|err| {
+            ContentError(format!(
+                "certificate {} of the chain cannot be parsed: {err}",
+                index + 1
+            ))
+        })?;
+        let mut ids = Self {
+            authority: None,
+            subject: None,
+        };
         for ext in cert.extensions() {
             match ext.parsed_extension() {
                 ParsedExtension::AuthorityKeyIdentifier(aki) => {
@@ -69,7 +81,8 @@ impl KeyIds {
         if self.authority.is_none() && parent.subject.is_none() {
             return false;
         }
-        self.authority.as_deref().unwrap_or_default() == parent.subject.as_deref().unwrap_or_default()
+        self.authority.as_deref().unwrap_or_default()
+            == parent.subject.as_deref().unwrap_or_default()
     }
 }
 
@@ -79,7 +92,10 @@ mod tests {
     use crate::content::pem;
 
     fn der(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/content/{name}.pem", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/tests/fixtures/content/{name}.pem",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let text = std::fs::read(&path).unwrap();
         pem::decode_all(&text).remove(0).der
     }
@@ -112,7 +128,11 @@ mod tests {
             let all = permutations(&[leaf, "inter", "root"]);
             assert_eq!(all.len(), 6);
             for input in all {
-                assert_eq!(ordered(&input).unwrap(), Some(vec![leaf, "inter", "root"]), "{input:?}");
+                assert_eq!(
+                    ordered(&input).unwrap(),
+                    Some(vec![leaf, "inter", "root"]),
+                    "{input:?}"
+                );
             }
         }
     }
@@ -121,7 +141,10 @@ mod tests {
     fn missing_link_or_several_leaves_is_incomplete() {
         assert_eq!(ordered(&["leaf", "root"]).unwrap(), None);
         assert_eq!(ordered(&["root", "leaf"]).unwrap(), None);
-        assert_eq!(ordered(&["leaf", "leaf-ec", "inter", "root"]).unwrap(), None);
+        assert_eq!(
+            ordered(&["leaf", "leaf-ec", "inter", "root"]).unwrap(),
+            None
+        );
         assert_eq!(ordered(&["leaf"]).unwrap(), Some(vec!["leaf"]));
         assert_eq!(order(&[]).unwrap(), Some(vec![]));
     }
@@ -130,12 +153,20 @@ mod tests {
     fn cycles_and_no_leaf_are_errors() {
         let err = ordered(&["cycle-leaf", "cycle-a", "cycle-b"]).unwrap_err();
         assert_eq!(err.0, "constructing chain resulted in cycle");
-        assert_eq!(ordered(&["cycle-a", "cycle-b"]).unwrap_err().0, "no leaf found");
+        assert_eq!(
+            ordered(&["cycle-a", "cycle-b"]).unwrap_err().0,
+            "no leaf found"
+        );
     }
 
     #[test]
     fn unparsable_certificate_is_an_error() {
         let err = order(&[der("leaf"), b"test".to_vec()]).unwrap_err();
-        assert!(err.0.starts_with("certificate 2 of the chain cannot be parsed"), "{}", err.0);
+        assert!(
+            err.0
+                .starts_with("certificate 2 of the chain cannot be parsed"),
+            "{}",
+            err.0
+        );
     }
 }

@@ -30,7 +30,9 @@ impl Curve {
 
     /// From a namedCurve OID.
     pub fn from_oid(oid: ObjectIdentifier) -> Option<Self> {
-        [Self::P256, Self::P384, Self::P521].into_iter().find(|c| c.oid() == oid)
+        [Self::P256, Self::P384, Self::P521]
+            .into_iter()
+            .find(|c| c.oid() == oid)
     }
 
     pub fn oid(self) -> ObjectIdentifier {
@@ -84,8 +86,9 @@ where
     AffinePoint<C>: FromSec1Point<C> + ToSec1Point<C>,
     FieldBytesSize<C>: ModulusSize,
 {
-    let key = PublicKey::<C>::from_sec1_bytes(point)
-        .map_err(|_| ContentError("invalid elliptic curve public key: the point is not on the curve".into()))?;
+    let key = PublicKey::<C>::from_sec1_bytes(point).map_err(|_| {
+        ContentError("invalid elliptic curve public key: the point is not on the curve".into())
+    })?;
     key.to_public_key_pem(LineEnding::LF)
         .map_err(|err| ContentError(format!("cannot encode the public key: {err}")))
 }

@@ -33,13 +33,17 @@ pub(crate) fn decode_base64(text: &[u8], what: &str) -> Result<Vec<u8>, ContentE
     let kept: Vec<u8> = text.iter().copied().filter(|b| !skipped(b)).collect();
     GO_STD.decode(&kept).map_err(|err| {
         let at = match err {
-            base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => at,
+            base64::DecodeError::InvalidByte(at, _)
+            | base64::DecodeError::InvalidLastSymbol(at, _) => at,
             // Truncated or mis-padded: Go blames the start of the last, incomplete quantum.
             base64::DecodeError::InvalidLength(_) | base64::DecodeError::InvalidPadding => {
                 kept.len().saturating_sub(1) / 4 * 4
             }
         };
-        ContentError(format!("{what}: illegal base64 data at input byte {}", original_offset(text, at, skipped)))
+        ContentError(format!(
+            "{what}: illegal base64 data at input byte {}",
+            original_offset(text, at, skipped)
+        ))
     })
 }
 
@@ -58,7 +62,8 @@ fn decode_hex(text: &[u8]) -> Result<Vec<u8>, ContentError> {
     if let Some(at) = text.iter().position(|b| !b.is_ascii_hexdigit()) {
         return Err(fail(format!("invalid hex character at input byte {at}")));
     }
-    hex::decode(text).map_err(|_| fail(format!("odd length hex string ({} characters)", text.len())))
+    hex::decode(text)
+        .map_err(|_| fail(format!("odd length hex string ({} characters)", text.len())))
 }
 
 #[cfg(test)]
@@ -67,16 +72,31 @@ mod tests {
 
     #[test]
     fn utf8_is_raw() {
-        assert_eq!(apply(ObjectEncoding::Utf8, b"abcdefg".to_vec()).unwrap(), b"abcdefg");
+        assert_eq!(
+            apply(ObjectEncoding::Utf8, b"abcdefg".to_vec()).unwrap(),
+            b"abcdefg"
+        );
     }
 
     #[test]
     fn base64_and_hex_decode() {
-        let b64 = apply(ObjectEncoding::Base64, b"QmFzZTY0RW5jb2RlZFN0cmluZw==".to_vec()).unwrap();
+        let b64 = apply(
+            ObjectEncoding::Base64,
+            b"QmFzZTY0RW5jb2RlZFN0cmluZw==".to_vec(),
+        )
+        .unwrap();
         assert_eq!(b64, b"Base64EncodedString");
-        let hex = apply(ObjectEncoding::Hex, b"486578456E636F646564537472696E67".to_vec()).unwrap();
+        let hex = apply(
+            ObjectEncoding::Hex,
+            b"486578456E636F646564537472696E67".to_vec(),
+        )
+        .unwrap();
         assert_eq!(hex, b"HexEncodedString");
-        let lower = apply(ObjectEncoding::Hex, b"486578456e636f646564537472696e67".to_vec()).unwrap();
+        let lower = apply(
+            ObjectEncoding::Hex,
+            b"486578456e636f646564537472696e67".to_vec(),
+        )
+        .unwrap();
         assert_eq!(lower, b"HexEncodedString");
     }
 
@@ -87,18 +107,42 @@ mod tests {
         // Non-zero trailing bits are accepted (StdEncoding is not Strict).
         assert_eq!(decode_base64(b"QR==", "x").unwrap(), b"A");
         let err = |s: &[u8]| decode_base64(s, "objectEncoding base64").unwrap_err().0;
-        assert_eq!(err(b"QmFz ZTY0"), "objectEncoding base64: illegal base64 data at input byte 4");
-        assert_eq!(err(b"Qm\nF*"), "objectEncoding base64: illegal base64 data at input byte 4");
-        assert_eq!(err(b"QmFzZTY0-_"), "objectEncoding base64: illegal base64 data at input byte 8");
-        assert_eq!(err(b"QmFzZTY"), "objectEncoding base64: illegal base64 data at input byte 4");
-        assert_eq!(err(b"QQ"), "objectEncoding base64: illegal base64 data at input byte 0", "padding is required");
+        assert_eq!(
+            err(b"QmFz ZTY0"),
+            "objectEncoding base64: illegal base64 data at input byte 4"
+        );
+        assert_eq!(
+            err(b"Qm\nF*"),
+            "objectEncoding base64: illegal base64 data at input byte 4"
+        );
+        assert_eq!(
+            err(b"QmFzZTY0-_"),
+            "objectEncoding base64: illegal base64 data at input byte 8"
+        );
+        assert_eq!(
+            err(b"QmFzZTY"),
+            "objectEncoding base64: illegal base64 data at input byte 4"
+        );
+        assert_eq!(
+            err(b"QQ"),
+            "objectEncoding base64: illegal base64 data at input byte 0",
+            "padding is required"
+        );
     }
 
     #[test]
     fn bad_hex_names_offset_not_value() {
-        let err = apply(ObjectEncoding::Hex, b"48657Z".to_vec()).unwrap_err().0;
-        assert_eq!(err, "objectEncoding hex: invalid hex character at input byte 5");
+        let err = apply(ObjectEncoding::Hex, b"48657Z".to_vec())
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            err,
+            "objectEncoding hex: invalid hex character at input byte 5"
+        );
         let err = apply(ObjectEncoding::Hex, b"486".to_vec()).unwrap_err().0;
-        assert_eq!(err, "objectEncoding hex: odd length hex string (3 characters)");
+        assert_eq!(
+            err,
+            "objectEncoding hex: odd length hex string (3 characters)"
+        );
     }
 }

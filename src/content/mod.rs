@@ -29,7 +29,10 @@ pub struct ContentOptions {
 
 impl Default for ContentOptions {
     fn default() -> Self {
-        Self { construct_pem_chain: true, write_cert_and_key_in_separate_files: false }
+        Self {
+            construct_pem_chain: true,
+            write_cert_and_key_in_separate_files: false,
+        }
     }
 }
 
@@ -63,7 +66,12 @@ pub struct RenderedFile {
 
 impl std::fmt::Debug for RenderedFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RenderedFile({:?}, {} bytes)", self.suffix, self.contents.len())
+        write!(
+            f,
+            "RenderedFile({:?}, {} bytes)",
+            self.suffix,
+            self.contents.len()
+        )
     }
 }
 
@@ -92,20 +100,38 @@ pub fn render_secret(
     encoding: ObjectEncoding,
     options: &ContentOptions,
 ) -> Result<Rendered, ContentError> {
-    let value = bundle.value.as_ref().ok_or_else(|| ContentError("secret value is nil".into()))?;
+    let value = bundle
+        .value
+        .as_ref()
+        .ok_or_else(|| ContentError("secret value is nil".into()))?;
     let mut rendered = Rendered::default();
     let cert_backed = bundle.kid.as_deref().is_some_and(|kid| !kid.is_empty());
     let main = if cert_backed {
-        certificate_secret(value, bundle.content_type.as_deref(), format, options, &mut rendered.warnings)?
+        certificate_secret(
+            value,
+            bundle.content_type.as_deref(),
+            format,
+            options,
+            &mut rendered.warnings,
+        )?
     } else {
         value.expose().as_bytes().to_vec()
     };
     if cert_backed && options.write_cert_and_key_in_separate_files {
         let (certs, keys) = split_cert_and_key(&main);
-        rendered.files.push(RenderedFile { suffix: ".crt", contents: encoding::apply(encoding, certs)? });
-        rendered.files.push(RenderedFile { suffix: ".key", contents: encoding::apply(encoding, keys)? });
+        rendered.files.push(RenderedFile {
+            suffix: ".crt",
+            contents: encoding::apply(encoding, certs)?,
+        });
+        rendered.files.push(RenderedFile {
+            suffix: ".key",
+            contents: encoding::apply(encoding, keys)?,
+        });
     }
-    rendered.files.push(RenderedFile { suffix: "", contents: encoding::apply(encoding, main)? });
+    rendered.files.push(RenderedFile {
+        suffix: "",
+        contents: encoding::apply(encoding, main)?,
+    });
     Ok(rendered)
 }
 
@@ -118,18 +144,31 @@ fn certificate_secret(
     warnings: &mut Vec<String>,
 ) -> Result<Vec<u8>, ContentError> {
     match content_type {
-        None => Err(ContentError("certificate-backed secret has no content type".into())),
+        None => Err(ContentError(
+            "certificate-backed secret has no content type".into(),
+        )),
         Some(CONTENT_TYPE_PEM) => Ok(value.expose().as_bytes().to_vec()),
-        Some(CONTENT_TYPE_PFX) if format == ObjectFormat::Pfx => Ok(value.expose().as_bytes().to_vec()),
+        Some(CONTENT_TYPE_PFX) if format == ObjectFormat::Pfx => {
+            Ok(value.expose().as_bytes().to_vec())
+        }
         Some(CONTENT_TYPE_PFX) => pfx_to_pem(value, options.construct_pem_chain, warnings),
-        Some(other) => Err(ContentError(format!("failed to get certificate. unknown content type '{other}'"))),
+        Some(other) => Err(ContentError(format!(
+            "failed to get certificate. unknown content type '{other}'"
+        ))),
     }
 }
 
 /// Base64 PFX → all private keys (PKCS#8) then all certificates, leaf → root when asked and
 /// possible, else in bag order.
-fn pfx_to_pem(value: &Sensitive, construct_chain: bool, warnings: &mut Vec<String>) -> Result<Vec<u8>, ContentError> {
-    let der = encoding::decode_base64(value.expose().as_bytes(), "PFX secret value is not valid base64")?;
+fn pfx_to_pem(
+    value: &Sensitive,
+    construct_chain: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<u8>, ContentError> {
+    let der = encoding::decode_base64(
+        value.expose().as_bytes(),
+        "PFX secret value is not valid base64",
+    )?;
     let contents = pfx::open(&der)?;
     let mut cert_order: Vec<usize> = (0..contents.certs.len()).collect();
     if construct_chain {
@@ -138,8 +177,13 @@ fn pfx_to_pem(value: &Sensitive, construct_chain: bool, warnings: &mut Vec<Strin
             None => warnings.push(chain::INCOMPLETE_CHAIN_WARNING.to_string()),
         }
     }
-    let keys = contents.keys.iter().map(|key| pem::encode("PRIVATE KEY", key));
-    let certs = cert_order.iter().map(|&i| pem::encode("CERTIFICATE", &contents.certs[i]));
+    let keys = contents
+        .keys
+        .iter()
+        .map(|key| pem::encode("PRIVATE KEY", key));
+    let certs = cert_order
+        .iter()
+        .map(|&i| pem::encode("CERTIFICATE", &contents.certs[i]));
     Ok(keys.chain(certs).flatten().collect())
 }
 
@@ -147,7 +191,11 @@ fn pfx_to_pem(value: &Sensitive, construct_chain: bool, warnings: &mut Vec<Strin
 fn split_cert_and_key(contents: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let (mut certs, mut keys) = (Vec::new(), Vec::new());
     for block in pem::decode_all(contents) {
-        let target = if block.is_certificate() { &mut certs } else { &mut keys };
+        let target = if block.is_certificate() {
+            &mut certs
+        } else {
+            &mut keys
+        };
         target.extend(pem::encode_block(&block.label, &block.headers, &block.der));
     }
     (certs, keys)

@@ -34,18 +34,27 @@ pub(crate) type Bags = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 /// The bags of `pfx` if its SHA-1 MAC verifies with the zero-length password, else `None`.
 pub(crate) fn open(pfx: &[u8]) -> Result<Option<Bags>, ContentError> {
     let pfx = Pfx::from_der(pfx).map_err(|_| corrupt())?;
-    let Some(mac) = pfx.mac_data.as_ref() else { return Ok(None) };
+    let Some(mac) = pfx.mac_data.as_ref() else {
+        return Ok(None);
+    };
     let signed = pfx.auth_safe.content.value();
     if mac.mac.algorithm.oid != SHA1_OID || !(1..=MAX_ITERATIONS).contains(&mac.iterations) {
         return Ok(None);
     }
-    let key = derive_key::<Sha1>(NIL, mac.mac_salt.as_bytes(), Pkcs12KeyType::Mac, mac.iterations, 20);
+    let key = derive_key::<Sha1>(
+        NIL,
+        mac.mac_salt.as_bytes(),
+        Pkcs12KeyType::Mac,
+        mac.iterations,
+        20,
+    );
     let mut hmac = <Hmac<Sha1> as KeyInit>::new_from_slice(&key).map_err(|_| corrupt())?;
     hmac.update(signed);
     if hmac.verify_slice(mac.mac.digest.as_bytes()).is_err() {
         return Ok(None);
     }
-    let safes = Vec::<ContentInfo>::from_der(octets(&pfx.auth_safe)?.as_bytes()).map_err(|_| corrupt())?;
+    let safes =
+        Vec::<ContentInfo>::from_der(octets(&pfx.auth_safe)?.as_bytes()).map_err(|_| corrupt())?;
     let (mut keys, mut certs) = (Vec::new(), Vec::new());
     for safe in &safes {
         let contents = match safe.content_type {
@@ -54,7 +63,10 @@ pub(crate) fn open(pfx: &[u8]) -> Result<Option<Bags>, ContentError> {
                 let data = EncryptedData::from_der(&safe.content.to_der().map_err(|_| corrupt())?)
                     .map_err(|_| corrupt())?;
                 let info = data.enc_content_info;
-                let encrypted = info.encrypted_content.as_ref().map_or(&[][..], |c| c.as_bytes());
+                let encrypted = info
+                    .encrypted_content
+                    .as_ref()
+                    .map_or(&[][..], |c| c.as_bytes());
                 decrypt(&info.content_enc_alg, encrypted)?
             }
             _ => return Err(corrupt()),
@@ -64,20 +76,29 @@ pub(crate) fn open(pfx: &[u8]) -> Result<Option<Bags>, ContentError> {
     Ok(Some((keys, certs)))
 }
 
-fn read_bags(contents: &[u8], keys: &mut Vec<Vec<u8>>, certs: &mut Vec<Vec<u8>>) -> Result<(), ContentError> {
+fn read_bags(
+    contents: &[u8],
+    keys: &mut Vec<Vec<u8>>,
+    certs: &mut Vec<Vec<u8>>,
+) -> Result<(), ContentError> {
     for bag in SafeContents::from_der(contents).map_err(|_| corrupt())? {
         match bag.bag_id {
             pkcs12::PKCS_12_CERT_BAG_OID => {
-                let cert = ContextSpecific::<CertBag>::from_der(&bag.bag_value).map_err(|_| corrupt())?;
+                let cert =
+                    ContextSpecific::<CertBag>::from_der(&bag.bag_value).map_err(|_| corrupt())?;
                 certs.push(cert.value.cert_value.into_bytes().into_vec());
             }
             pkcs12::PKCS_12_PKCS8_KEY_BAG_OID => {
-                let shrouded =
-                    ContextSpecific::<EncryptedPrivateKeyInfo>::from_der(&bag.bag_value).map_err(|_| corrupt())?;
-                keys.push(decrypt(&shrouded.value.encryption_algorithm, shrouded.value.encrypted_data.as_bytes())?);
+                let shrouded = ContextSpecific::<EncryptedPrivateKeyInfo>::from_der(&bag.bag_value)
+                    .map_err(|_| corrupt())?;
+                keys.push(decrypt(
+                    &shrouded.value.encryption_algorithm,
+                    shrouded.value.encrypted_data.as_bytes(),
+                )?);
             }
             pkcs12::PKCS_12_KEY_BAG_OID => {
-                let plain = ContextSpecific::<PrivateKeyInfo>::from_der(&bag.bag_value).map_err(|_| corrupt())?;
+                let plain = ContextSpecific::<PrivateKeyInfo>::from_der(&bag.bag_value)
+                    .map_err(|_| corrupt())?;
                 keys.push(plain.value.to_der().map_err(|_| corrupt())?);
             }
             _ => {}
@@ -87,26 +108,41 @@ fn read_bags(contents: &[u8], keys: &mut Vec<Vec<u8>>, certs: &mut Vec<Vec<u8>>)
 }
 
 /// PKCS#12 PBE (SHA-1 KDF) decryption with the zero-length password.
-fn decrypt(algorithm: &spki::AlgorithmIdentifierOwned, data: &[u8]) -> Result<Vec<u8>, ContentError> {
+fn decrypt(
+    algorithm: &spki::AlgorithmIdentifierOwned,
+    data: &[u8],
+) -> Result<Vec<u8>, ContentError> {
     let params = algorithm.parameters.as_ref().ok_or_else(corrupt)?;
-    let params = Pkcs12PbeParams::from_der(&params.to_der().map_err(|_| corrupt())?).map_err(|_| corrupt())?;
+    let params = Pkcs12PbeParams::from_der(&params.to_der().map_err(|_| corrupt())?)
+        .map_err(|_| corrupt())?;
     if !(1..=MAX_ITERATIONS).contains(&params.iterations) {
         return Err(corrupt());
     }
-    let derive = |kind, len| derive_key::<Sha1>(NIL, params.salt.as_bytes(), kind, params.iterations, len);
+    let derive =
+        |kind, len| derive_key::<Sha1>(NIL, params.salt.as_bytes(), kind, params.iterations, len);
     let iv = derive(Pkcs12KeyType::Iv, 8);
     let plain = match algorithm.oid {
         pkcs12::PKCS_12_PBE_WITH_SHAAND3_KEY_TRIPLE_DES_CBC => {
-            cbc::Decryptor::<des::TdesEde3>::new_from_slices(&derive(Pkcs12KeyType::EncryptionKey, 24), &iv)
-                .map_err(|_| corrupt())?
-                .decrypt_padded_vec::<Pkcs7>(data)
+            cbc::Decryptor::<des::TdesEde3>::new_from_slices(
+                &derive(Pkcs12KeyType::EncryptionKey, 24),
+                &iv,
+            )
+            .map_err(|_| corrupt())?
+            .decrypt_padded_vec::<Pkcs7>(data)
         }
         pkcs12::PKCS_12_PBEWITH_SHAAND40_BIT_RC2_CBC => {
-            cbc::Decryptor::<rc2::Rc2>::new_from_slices(&derive(Pkcs12KeyType::EncryptionKey, 5), &iv)
-                .map_err(|_| corrupt())?
-                .decrypt_padded_vec::<Pkcs7>(data)
+            cbc::Decryptor::<rc2::Rc2>::new_from_slices(
+                &derive(Pkcs12KeyType::EncryptionKey, 5),
+                &iv,
+            )
+            .map_err(|_| corrupt())?
+            .decrypt_padded_vec::<Pkcs7>(data)
         }
-        other => return Err(ContentError(format!("failed to decode PFX: unsupported encryption {other}"))),
+        other => {
+            return Err(ContentError(format!(
+                "failed to decode PFX: unsupported encryption {other}"
+            )));
+        }
     };
     plain.map_err(|_| corrupt())
 }

@@ -48,7 +48,11 @@ pub(crate) fn encode(label: &str, der: &[u8]) -> Vec<u8> {
 }
 
 /// One `pem.EncodeToMemory` block.
-pub(crate) fn encode_block(label: &[u8], headers: &BTreeMap<Vec<u8>, Vec<u8>>, der: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_block(
+    label: &[u8],
+    headers: &BTreeMap<Vec<u8>, Vec<u8>>,
+    der: &[u8],
+) -> Vec<u8> {
     const PROC_TYPE: &[u8] = b"Proc-Type";
     let mut out = [BEGIN, label, DASHES, b"\n"].concat();
     let proc_type = headers.get_key_value(PROC_TYPE);
@@ -78,7 +82,9 @@ fn decode(data: &[u8]) -> Option<(Block, &[u8])> {
         };
         let (type_line, after) = line(rest);
         rest = after;
-        let Some(label) = type_line.strip_suffix(DASHES) else { continue };
+        let Some(label) = type_line.strip_suffix(DASHES) else {
+            continue;
+        };
 
         let mut headers = BTreeMap::new();
         loop {
@@ -86,8 +92,13 @@ fn decode(data: &[u8]) -> Option<(Block, &[u8])> {
                 return None;
             }
             let (header, next) = line(rest);
-            let Some(colon) = header.iter().position(|&b| b == b':') else { break };
-            headers.insert(header[..colon].trim_ascii().to_vec(), header[colon + 1..].trim_ascii().to_vec());
+            let Some(colon) = header.iter().position(|&b| b == b':') else {
+                break;
+            };
+            headers.insert(
+                header[..colon].trim_ascii().to_vec(),
+                header[colon + 1..].trim_ascii().to_vec(),
+            );
             rest = next;
         }
 
@@ -97,16 +108,36 @@ fn decode(data: &[u8]) -> Option<(Block, &[u8])> {
         } else {
             find(rest, b"\n-----END ").map(|at| (at, at + 1 + END.len()))
         };
-        let Some((end_at, trailer_at)) = end_at else { continue };
-        let Some(trailer) = rest[trailer_at..].get(..label.len() + DASHES.len()) else { continue };
+        let Some((end_at, trailer_at)) = end_at else {
+            continue;
+        };
+        let Some(trailer) = rest[trailer_at..].get(..label.len() + DASHES.len()) else {
+            continue;
+        };
         let after_trailer = &rest[trailer_at + trailer.len()..];
-        if !trailer.starts_with(label) || !trailer.ends_with(DASHES) || !line(after_trailer).0.is_empty() {
+        if !trailer.starts_with(label)
+            || !trailer.ends_with(DASHES)
+            || !line(after_trailer).0.is_empty()
+        {
             continue;
         }
-        let body: Vec<u8> = rest[..end_at].iter().copied().filter(|b| !b" \t".contains(b)).collect();
-        let Ok(der) = encoding::decode_base64(&body, "PEM") else { continue };
+        let body: Vec<u8> = rest[..end_at]
+            .iter()
+            .copied()
+            .filter(|b| !b" \t".contains(b))
+            .collect();
+        let Ok(der) = encoding::decode_base64(&body, "PEM") else {
+            continue;
+        };
         let (_, after_block) = line(&rest[trailer_at..]);
-        return Some((Block { label: label.to_vec(), headers, der }, after_block));
+        return Some((
+            Block {
+                label: label.to_vec(),
+                headers,
+                der,
+            },
+            after_block,
+        ));
     }
 }
 
@@ -136,7 +167,10 @@ mod tests {
 
     #[test]
     fn encodes_like_go() {
-        assert_eq!(encode("CERTIFICATE", b"test"), b"-----BEGIN CERTIFICATE-----\ndGVzdA==\n-----END CERTIFICATE-----\n");
+        assert_eq!(
+            encode("CERTIFICATE", b"test"),
+            b"-----BEGIN CERTIFICATE-----\ndGVzdA==\n-----END CERTIFICATE-----\n"
+        );
         let long = encode("X", &[0u8; 60]);
         let text = String::from_utf8(long).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -160,8 +194,14 @@ mod tests {
         let input = b"junk\n-----BEGIN A-----\r\ndGVz\r\n dA==\t\r\n-----END A-----  \r\ntrailing\n\n-----BEGIN B-----\nQQ==\n-----END B-----";
         let blocks = decode_all(input);
         assert_eq!(blocks.len(), 2);
-        assert_eq!((blocks[0].label.as_slice(), blocks[0].der.as_slice()), (&b"A"[..], &b"test"[..]));
-        assert_eq!((blocks[1].label.as_slice(), blocks[1].der.as_slice()), (&b"B"[..], &b"A"[..]));
+        assert_eq!(
+            (blocks[0].label.as_slice(), blocks[0].der.as_slice()),
+            (&b"A"[..], &b"test"[..])
+        );
+        assert_eq!(
+            (blocks[1].label.as_slice(), blocks[1].der.as_slice()),
+            (&b"B"[..], &b"A"[..])
+        );
     }
 
     #[test]

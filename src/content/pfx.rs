@@ -28,21 +28,39 @@ pub(crate) struct Contents {
 pub(crate) fn open(pfx: &[u8]) -> Result<Contents, ContentError> {
     let (keys, certs) = match Pkcs12Archive::from_pkcs12(pfx, "") {
         Ok(archive) => {
-            let keys = archive.keys.iter().map(|bag| bag.key.as_der().to_vec()).collect();
-            (keys, archive.certs.into_iter().map(|bag| bag.cert.as_der().to_vec()).collect())
+            let keys = archive
+                .keys
+                .iter()
+                .map(|bag| bag.key.as_der().to_vec())
+                .collect();
+            (
+                keys,
+                archive
+                    .certs
+                    .into_iter()
+                    .map(|bag| bag.cert.as_der().to_vec())
+                    .collect(),
+            )
         }
-        Err(P12Error::MacError(_)) => nil_password::open(pfx)?.ok_or_else(|| open_error(P12Error::InvalidData))?,
+        Err(P12Error::MacError(_)) => {
+            nil_password::open(pfx)?.ok_or_else(|| open_error(P12Error::InvalidData))?
+        }
         Err(err) => return Err(open_error(err)),
     };
-    let keys = keys.iter().map(|key| go_pkcs8(key)).collect::<Result<_, _>>()?;
+    let keys = keys
+        .iter()
+        .map(|key| go_pkcs8(key))
+        .collect::<Result<_, _>>()?;
     Ok(Contents { keys, certs })
 }
 
 fn open_error(err: P12Error) -> ContentError {
     ContentError(match err {
-        P12Error::MacError(_) | P12Error::InvalidData => "failed to decode PFX: integrity check failed (the PFX is corrupt or not protected \
+        P12Error::MacError(_) | P12Error::InvalidData => {
+            "failed to decode PFX: integrity check failed (the PFX is corrupt or not protected \
                                   by the empty password Key Vault uses)"
-            .into(),
+                .into()
+        }
         other => format!("failed to decode PFX: {other}"),
     })
 }
@@ -54,17 +72,28 @@ fn go_pkcs8(der: &[u8]) -> Result<Vec<u8>, ContentError> {
     match info.algorithm.oid {
         pkcs1::ALGORITHM_OID => rsa_pkcs8(key),
         EC_PUBLIC_KEY_OID => {
-            let named = info.algorithm.parameters.and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+            let named = info
+                .algorithm
+                .parameters
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
             ec_pkcs8(named, key)
         }
-        other => Err(ContentError(format!("unsupported private key algorithm {other} in the PFX"))),
+        other => Err(ContentError(format!(
+            "unsupported private key algorithm {other} in the PFX"
+        ))),
     }
 }
 
 fn rsa_pkcs8(pkcs1_der: &[u8]) -> Result<Vec<u8>, ContentError> {
     let key = pkcs1::RsaPrivateKeyRef::from_der(pkcs1_der).map_err(|_| bad_key("RSA"))?;
     let canonical = key.to_der().map_err(|_| bad_key("RSA"))?;
-    wrap(AlgorithmIdentifierRef { oid: pkcs1::ALGORITHM_OID, parameters: Some(AnyRef::NULL) }, &canonical)
+    wrap(
+        AlgorithmIdentifierRef {
+            oid: pkcs1::ALGORITHM_OID,
+            parameters: Some(AnyRef::NULL),
+        },
+        &canonical,
+    )
 }
 
 /// `named`: the curve from the PKCS#8 algorithm parameters, which win over the SEC1 ones.
@@ -73,21 +102,45 @@ fn ec_pkcs8(named: Option<ObjectIdentifier>, sec1_der: &[u8]) -> Result<Vec<u8>,
     let oid = named
         .or_else(|| key.parameters.and_then(|p| p.named_curve()))
         .ok_or_else(|| ContentError("EC private key in the PFX names no curve".into()))?;
-    let curve = Curve::from_oid(oid)
-        .ok_or_else(|| ContentError(format!("EC private key in the PFX uses unsupported curve {oid}")))?;
-    let scalar = curve.left_pad(key.private_key).ok_or_else(|| bad_key("EC"))?;
+    let curve = Curve::from_oid(oid).ok_or_else(|| {
+        ContentError(format!(
+            "EC private key in the PFX uses unsupported curve {oid}"
+        ))
+    })?;
+    let scalar = curve
+        .left_pad(key.private_key)
+        .ok_or_else(|| bad_key("EC"))?;
     let point = curve.public_point(&scalar)?;
-    let go_sec1 = sec1::EcPrivateKey { private_key: &scalar, parameters: None, public_key: Some(&point) }
-        .to_der()
-        .map_err(|_| bad_key("EC"))?;
+    let go_sec1 = sec1::EcPrivateKey {
+        private_key: &scalar,
+        parameters: None,
+        public_key: Some(&point),
+    }
+    .to_der()
+    .map_err(|_| bad_key("EC"))?;
     let curve_oid = curve.oid();
-    wrap(AlgorithmIdentifierRef { oid: EC_PUBLIC_KEY_OID, parameters: Some(AnyRef::from(&curve_oid)) }, &go_sec1)
+    wrap(
+        AlgorithmIdentifierRef {
+            oid: EC_PUBLIC_KEY_OID,
+            parameters: Some(AnyRef::from(&curve_oid)),
+        },
+        &go_sec1,
+    )
 }
 
 /// PKCS#8 v1 (no attributes, no public key) around `private_key`.
-fn wrap(algorithm: AlgorithmIdentifierRef<'_>, private_key: &[u8]) -> Result<Vec<u8>, ContentError> {
+fn wrap(
+    algorithm: AlgorithmIdentifierRef<'_>,
+    private_key: &[u8],
+) -> Result<Vec<u8>, ContentError> {
     let private_key = OctetStringRef::new(private_key).map_err(|_| bad_key("PKCS#8"))?;
-    PrivateKeyInfoRef { algorithm, private_key, public_key: None }.to_der().map_err(|_| bad_key("PKCS#8"))
+    PrivateKeyInfoRef {
+        algorithm,
+        private_key,
+        public_key: None,
+    }
+    .to_der()
+    .map_err(|_| bad_key("PKCS#8"))
 }
 
 /// Never carries parser details: they could quote key bytes.
