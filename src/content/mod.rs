@@ -6,8 +6,8 @@
 //! (`cer` DER → one `CERTIFICATE` block). Errors never contain secret material, and the caller
 //! prefixes them with the object's name.
 //!
-//! Submodules: [`encoding`] (base64/hex), [`pem`] (Go-compatible PEM), [`pfx`] (PKCS#12 and key
-//! re-marshalling), [`chain`] (leaf → root ordering), [`key`] (JWK → PEM), [`curve`].
+//! Submodules: `encoding` (base64/hex), `pem` (Go-compatible PEM), `pfx` + `nil_password` (PKCS#12 and key
+//! re-marshalling), `chain` (leaf → root ordering), `key` (JWK → PEM), `curve`.
 
 mod chain;
 mod curve;

@@ -23,29 +23,24 @@ pub(crate) struct Contents {
     pub certs: Vec<Vec<u8>>,
 }
 
-/// Opens a PFX with the empty password Key Vault exports use.
-/// Tries `00 00` (OpenSSL's empty password) first, then the zero-length one, as Go does.
+/// Opens a PFX with the empty password Key Vault exports use: first as `00 00` (OpenSSL's empty
+/// password), then as the zero-length one, as Go does.
 pub(crate) fn open(pfx: &[u8]) -> Result<Contents, ContentError> {
     let (keys, certs) = match Pkcs12Archive::from_pkcs12(pfx, "") {
-        Ok(archive) => {
-            let keys = archive
+        Ok(archive) => (
+            archive
                 .keys
                 .iter()
                 .map(|bag| bag.key.as_der().to_vec())
-                .collect();
-            (
-                keys,
-                archive
-                    .certs
-                    .into_iter()
-                    .map(|bag| bag.cert.as_der().to_vec())
-                    .collect(),
-            )
-        }
-        Err(P12Error::MacError(_)) => {
-            nil_password::open(pfx)?.ok_or_else(|| open_error(P12Error::InvalidData))?
-        }
-        Err(err) => return Err(open_error(err)),
+                .collect(),
+            archive
+                .certs
+                .iter()
+                .map(|bag| bag.cert.as_der().to_vec())
+                .collect(),
+        ),
+        Err(P12Error::MacError(_)) => nil_password::open(pfx)?.ok_or_else(integrity_error)?,
+        Err(err) => return Err(ContentError(format!("failed to decode PFX: {err}"))),
     };
     let keys = keys
         .iter()
@@ -54,15 +49,12 @@ pub(crate) fn open(pfx: &[u8]) -> Result<Contents, ContentError> {
     Ok(Contents { keys, certs })
 }
 
-fn open_error(err: P12Error) -> ContentError {
-    ContentError(match err {
-        P12Error::MacError(_) | P12Error::InvalidData => {
-            "failed to decode PFX: integrity check failed (the PFX is corrupt or not protected \
-                                  by the empty password Key Vault uses)"
-                .into()
-        }
-        other => format!("failed to decode PFX: {other}"),
-    })
+fn integrity_error() -> ContentError {
+    ContentError(
+        "failed to decode PFX: integrity check failed (the PFX is corrupt or not protected by the empty \
+         password Key Vault uses)"
+            .into(),
+    )
 }
 
 /// A PKCS#8 key re-encoded exactly as Go marshals it.
@@ -146,4 +138,68 @@ fn wrap(
 /// Never carries parser details: they could quote key bytes.
 fn bad_key(kind: &str) -> ContentError {
     ContentError(format!("failed to parse the {kind} private key in the PFX"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::pem;
+
+    fn key_der(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/content/{name}.key",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        pem::decode_all(&std::fs::read(&path).unwrap())
+            .remove(0)
+            .der
+    }
+
+    #[test]
+    fn rsa_pkcs8_is_unchanged_when_already_canonical() {
+        let der = key_der("leaf");
+        assert_eq!(go_pkcs8(&der).unwrap(), der);
+    }
+
+    #[test]
+    fn ec_pkcs8_is_go_style_and_drops_sec1_parameters() {
+        for (name, curve) in [
+            ("inter", Curve::P384),
+            ("root", Curve::P256),
+            ("jwk-p521", Curve::P521),
+        ] {
+            // OpenSSL 3 already writes the Go layout: no [0] parameters, with [1] publicKey.
+            let openssl = key_der(name);
+            assert_eq!(go_pkcs8(&openssl).unwrap(), openssl, "{name}");
+
+            // The same key with [0] parameters and without the public key comes out the same.
+            let info = PrivateKeyInfoRef::from_der(&openssl).unwrap();
+            let ec = sec1::EcPrivateKey::from_der(info.private_key.as_bytes()).unwrap();
+            assert_eq!(ec.private_key.len(), curve.field_len(), "{name}");
+            let with_params = sec1::EcPrivateKey {
+                private_key: ec.private_key,
+                parameters: Some(sec1::EcParameters::NamedCurve(curve.oid())),
+                public_key: None,
+            };
+            let curve_oid = curve.oid();
+            let algorithm = AlgorithmIdentifierRef {
+                oid: EC_PUBLIC_KEY_OID,
+                parameters: Some(AnyRef::from(&curve_oid)),
+            };
+            let input = wrap(algorithm, &with_params.to_der().unwrap()).unwrap();
+            assert_ne!(input, openssl);
+            assert_eq!(go_pkcs8(&input).unwrap(), openssl, "{name}");
+        }
+    }
+
+    #[test]
+    fn other_key_algorithms_are_refused_without_key_bytes() {
+        let err = go_pkcs8(&key_der("ed25519")).unwrap_err().0;
+        assert_eq!(
+            err,
+            "unsupported private key algorithm 1.3.101.112 in the PFX"
+        );
+        let err = go_pkcs8(b"\x30\x03\x02\x01\x00").unwrap_err().0;
+        assert_eq!(err, "failed to parse the PKCS#8 private key in the PFX");
+    }
 }
