@@ -160,6 +160,21 @@ mod tests {
     }
 
     #[test]
+    fn absent_identifier_equals_empty_unless_both_are_absent() {
+        let ids = |authority: Option<&[u8]>, subject: Option<&[u8]>| KeyIds {
+            authority: authority.map(<[u8]>::to_vec),
+            subject: subject.map(<[u8]>::to_vec),
+        };
+        let child = |aki| ids(aki, None);
+        let parent = |ski| ids(None, ski);
+        assert!(!child(None).issued_by(&parent(None)));
+        assert!(child(None).issued_by(&parent(Some(b""))));
+        assert!(child(Some(b"")).issued_by(&parent(None)));
+        assert!(child(Some(b"\x01")).issued_by(&parent(Some(b"\x01"))));
+        assert!(!child(Some(b"\x01")).issued_by(&parent(Some(b"\x02"))));
+    }
+
+    #[test]
     fn unparsable_certificate_is_an_error() {
         let err = order(&[der("leaf"), b"test".to_vec()]).unwrap_err();
         assert!(
