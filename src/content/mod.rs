@@ -3,9 +3,19 @@
 //! Output matches the Go provider v1.8.2 byte for byte (see `reference-provider.md` §2):
 //! secrets (with `objectEncoding`), certificate-backed secrets (PEM passthrough, PFX passthrough or
 //! PFX → PKCS#8 key + chain ordered leaf → root), keys (JWK → PKIX `PUBLIC KEY`), certificates
-//! (`cer` DER → one `CERTIFICATE` block).
+//! (`cer` DER → one `CERTIFICATE` block). Errors never contain secret material, and the caller
+//! prefixes them with the object's name.
 //!
-//! TODO(content helper): implement.
+//! Submodules: `encoding` (base64/hex), `pem` (Go-compatible PEM), `pfx` + `nil_password` (PKCS#12 and key
+//! re-marshalling), `chain` (leaf → root ordering), `key` (JWK → PEM), `curve`.
+
+mod chain;
+mod curve;
+mod encoding;
+mod key;
+mod nil_password;
+mod pem;
+mod pfx;
 
 use crate::request::{ObjectEncoding, ObjectFormat};
 use crate::sensitive::Sensitive;
@@ -77,29 +87,137 @@ pub struct Rendered {
 #[error("{0}")]
 pub struct ContentError(pub String);
 
+/// Content type of a certificate-backed secret holding PEM.
+pub const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
+/// Content type of a certificate-backed secret holding base64 PFX.
+pub const CONTENT_TYPE_PFX: &str = "application/x-pkcs12";
+
 /// Secret object → files. With `write_cert_and_key_in_separate_files` and a certificate-backed
 /// secret: `.crt`, `.key`, then the main file (upstream order). `encoding` applies to each file.
 pub fn render_secret(
-    _bundle: &SecretBundle,
-    _format: ObjectFormat,
-    _encoding: ObjectEncoding,
-    _options: &ContentOptions,
+    bundle: &SecretBundle,
+    format: ObjectFormat,
+    encoding: ObjectEncoding,
+    options: &ContentOptions,
 ) -> Result<Rendered, ContentError> {
-    Err(ContentError("secret conversion is not built yet".into()))
+    let value = bundle
+        .value
+        .as_ref()
+        .ok_or_else(|| ContentError("secret value is nil".into()))?;
+    let mut rendered = Rendered::default();
+    let cert_backed = bundle.kid.as_deref().is_some_and(|kid| !kid.is_empty());
+    let main = if cert_backed {
+        certificate_secret(
+            value,
+            bundle.content_type.as_deref(),
+            format,
+            options,
+            &mut rendered.warnings,
+        )?
+    } else {
+        value.expose().as_bytes().to_vec()
+    };
+    if cert_backed && options.write_cert_and_key_in_separate_files {
+        let (certs, keys) = split_cert_and_key(&main);
+        rendered.files.push(RenderedFile {
+            suffix: ".crt",
+            contents: encoding::apply(encoding, certs)?,
+        });
+        rendered.files.push(RenderedFile {
+            suffix: ".key",
+            contents: encoding::apply(encoding, keys)?,
+        });
+    }
+    rendered.files.push(RenderedFile {
+        suffix: "",
+        contents: encoding::apply(encoding, main)?,
+    });
+    Ok(rendered)
+}
+
+/// The main file of a certificate-backed secret (before `objectEncoding`).
+fn certificate_secret(
+    value: &Sensitive,
+    content_type: Option<&str>,
+    format: ObjectFormat,
+    options: &ContentOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<u8>, ContentError> {
+    match content_type {
+        None => Err(ContentError(
+            "certificate-backed secret has no content type".into(),
+        )),
+        Some(CONTENT_TYPE_PEM) => Ok(value.expose().as_bytes().to_vec()),
+        Some(CONTENT_TYPE_PFX) if format == ObjectFormat::Pfx => {
+            Ok(value.expose().as_bytes().to_vec())
+        }
+        Some(CONTENT_TYPE_PFX) => pfx_to_pem(value, options.construct_pem_chain, warnings),
+        Some(other) => Err(ContentError(format!(
+            "failed to get certificate. unknown content type '{other}'"
+        ))),
+    }
+}
+
+/// Base64 PFX → all private keys (PKCS#8) then all certificates, leaf → root when asked and
+/// possible, else in bag order.
+fn pfx_to_pem(
+    value: &Sensitive,
+    construct_chain: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<u8>, ContentError> {
+    let der = encoding::decode_base64(
+        value.expose().as_bytes(),
+        "PFX secret value is not valid base64",
+    )?;
+    let contents = pfx::open(&der)?;
+    let mut cert_order: Vec<usize> = (0..contents.certs.len()).collect();
+    if construct_chain {
+        match chain::order(&contents.certs)? {
+            Some(order) => cert_order = order,
+            None => warnings.push(chain::INCOMPLETE_CHAIN_WARNING.to_string()),
+        }
+    }
+    let keys = contents
+        .keys
+        .iter()
+        .map(|key| pem::encode("PRIVATE KEY", key));
+    let certs = cert_order
+        .iter()
+        .map(|&i| pem::encode("CERTIFICATE", &contents.certs[i]));
+    Ok(keys.chain(certs).flatten().collect())
+}
+
+/// `(certificates, everything else)`: every PEM block of `contents` re-encoded, in input order.
+fn split_cert_and_key(contents: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let (mut certs, mut keys) = (Vec::new(), Vec::new());
+    for block in pem::decode_all(contents) {
+        let target = if block.is_certificate() {
+            &mut certs
+        } else {
+            &mut keys
+        };
+        target.extend(pem::encode_block(&block.label, &block.headers, &block.der));
+    }
+    (certs, keys)
 }
 
 /// Key object → PKIX `PUBLIC KEY` PEM (RSA/RSA-HSM, EC/EC-HSM P-256/P-384/P-521).
-pub fn render_key(_jwk: &JsonWebKey) -> Result<Vec<u8>, ContentError> {
-    Err(ContentError("key conversion is not built yet".into()))
+pub fn render_key(jwk: &JsonWebKey) -> Result<Vec<u8>, ContentError> {
+    key::public_key_pem(jwk)
 }
 
 /// Certificate object (`cer` DER) → one `CERTIFICATE` PEM block.
-pub fn render_certificate(_der: &[u8]) -> Vec<u8> {
-    Vec::new()
+pub fn render_certificate(der: &[u8]) -> Vec<u8> {
+    pem::encode("CERTIFICATE", der)
 }
 
 /// notAfter (Unix seconds) of every `CERTIFICATE` block in `pem`, in order; unparsable blocks are
 /// skipped. Used for the certificate-expiry metric.
-pub fn certificate_expiries(_pem: &[u8]) -> Vec<i64> {
-    Vec::new()
+pub fn certificate_expiries(pem: &[u8]) -> Vec<i64> {
+    pem::decode_all(pem)
+        .iter()
+        .filter(|block| block.is_certificate())
+        .filter_map(|block| x509_parser::parse_x509_certificate(&block.der).ok())
+        .map(|(_, cert)| cert.validity().not_after.timestamp())
+        .collect()
 }
