@@ -591,6 +591,11 @@ impl FakeAzure {
         }
     }
 
+    /// Drops every fault not yet consumed (the outage is over).
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
     pub fn counts(&self) -> Counts {
         self.shared.lock().counts
     }
