@@ -42,7 +42,10 @@ pub struct KeyVaultOptions {
 
 impl Default for KeyVaultOptions {
     fn default() -> Self {
-        Self { max_attempts: 5, max_clients: 1024 }
+        Self {
+            max_attempts: 5,
+            max_clients: 1024,
+        }
     }
 }
 
@@ -82,8 +85,15 @@ impl VaultClients {
     }
 
     /// The client for this identity and vault URL, created on first use.
-    pub fn client(&self, _identity: &ResolvedIdentity, _vault_url: &str) -> Result<Arc<VaultClient>, KvError> {
-        Err(KvError { kind: KvErrorKind::Other, message: "Key Vault access is not built yet".into() })
+    pub fn client(
+        &self,
+        _identity: &ResolvedIdentity,
+        _vault_url: &str,
+    ) -> Result<Arc<VaultClient>, KvError> {
+        Err(KvError {
+            kind: KvErrorKind::Other,
+            message: "Key Vault access is not built yet".into(),
+        })
     }
 }
 
@@ -93,21 +103,41 @@ pub struct VaultClient {}
 
 impl VaultClient {
     /// `version == ""` means the current version. Every call ends by `deadline`.
-    pub async fn get_secret(&self, _name: &str, _version: &str, _deadline: Instant) -> Result<Fetched<SecretBundle>, KvError> {
+    pub async fn get_secret(
+        &self,
+        _name: &str,
+        _version: &str,
+        _deadline: Instant,
+    ) -> Result<Fetched<SecretBundle>, KvError> {
         unimplemented!()
     }
 
-    pub async fn get_key(&self, _name: &str, _version: &str, _deadline: Instant) -> Result<Fetched<JsonWebKey>, KvError> {
+    pub async fn get_key(
+        &self,
+        _name: &str,
+        _version: &str,
+        _deadline: Instant,
+    ) -> Result<Fetched<JsonWebKey>, KvError> {
         unimplemented!()
     }
 
     /// The certificate's `cer` (DER).
-    pub async fn get_certificate(&self, _name: &str, _version: &str, _deadline: Instant) -> Result<Fetched<Vec<u8>>, KvError> {
+    pub async fn get_certificate(
+        &self,
+        _name: &str,
+        _version: &str,
+        _deadline: Instant,
+    ) -> Result<Fetched<Vec<u8>>, KvError> {
         unimplemented!()
     }
 
     /// All versions (all pages), in service order.
-    pub async fn list_versions(&self, _object_type: ObjectType, _name: &str, _deadline: Instant) -> Result<Vec<VersionInfo>, KvError> {
+    pub async fn list_versions(
+        &self,
+        _object_type: ObjectType,
+        _name: &str,
+        _deadline: Instant,
+    ) -> Result<Vec<VersionInfo>, KvError> {
         unimplemented!()
     }
 }
