@@ -342,6 +342,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_refresh_keeps_serving_a_still_valid_token() {
+        let (cred, calls) = caching(3600, true);
+        let now = OffsetDateTime::now_utc();
+        // 200 s left of a 1 h token: due for refresh, still valid.
+        let old = AccessToken::new(Secret::new("old"), now + Duration::seconds(200));
+        cred.seed(SCOPES, old, now - Duration::seconds(3400));
+        assert_eq!(
+            cred.get_token(SCOPES, None).await.unwrap().token.secret(),
+            "old"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
     async fn seed_keeps_the_longer_lived_token() {
         let (cred, calls) = caching(3600, false);
         let now = OffsetDateTime::now_utc();

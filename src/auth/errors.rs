@@ -67,9 +67,16 @@ pub(crate) fn scrub(text: &str, sensitive: &[&Sensitive]) -> String {
     redact_jwts(&out)
 }
 
-/// Whether text looks like it could hold a token (a JWT or an OAuth token field).
+/// Whether text looks like it could hold a token: a JWT, an OAuth token field, or a long
+/// unbroken run of token characters (opaque access tokens).
 pub(crate) fn looks_token_like(text: &str) -> bool {
-    text.contains("eyJ") || text.to_ascii_lowercase().contains("token")
+    let opaque = |word: &str| {
+        word.len() >= 32
+            && word.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | '+' | '/')
+            })
+    };
+    text.contains("eyJ") || text.contains("access_token") || text.split_whitespace().any(opaque)
 }
 
 fn find_in_chain<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {
