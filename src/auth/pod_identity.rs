@@ -214,5 +214,9 @@ mod tests {
             status_message(500, "x".repeat(500).as_bytes()),
             "NMI answered HTTP 500"
         );
+        assert_eq!(
+            status_message(500, b"here fake.AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+            "NMI answered HTTP 500"
+        );
     }
 }
