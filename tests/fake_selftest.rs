@@ -421,7 +421,6 @@ fn managed_identity_client(fake: &FakeAzure, client_id: Option<&str>) -> SecretC
     let options = ManagedIdentityCredentialOptions {
         user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_string())),
         client_options: fake.transport().client_options(),
-        ..Default::default()
     };
     secret_client(
         fake,
@@ -479,10 +478,27 @@ async fn managed_identities_through_imds() {
     );
 }
 
-async fn nmi_get(fake: &FakeAzure, headers: &[(&'static str, &str)]) -> (StatusCode, String) {
-    let url = Url::parse("http://127.0.0.1:2579/host/token/?resource=https://vault.azure.net")
-        .expect("url");
-    let mut request = Request::new(url, Method::Get);
+#[tokio::test]
+async fn imds_rejects_requests_without_metadata_header() {
+    let fake = FakeAzure::start().await;
+    fake.add_managed_identity(None);
+    let url = "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://vault.azure.net";
+    let (status, body) = raw_get(&fake, url, &[]).await;
+    assert_eq!(status, StatusCode::BadRequest, "{body}");
+    let (status, body) = raw_get(&fake, url, &[("metadata", "true")]).await;
+    assert_eq!(status, StatusCode::Ok, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(body["resource"], "https://vault.azure.net");
+    assert_eq!(body["token_type"], "Bearer");
+}
+
+/// A GET through the redirecting transport's raw client (never any other client).
+async fn raw_get(
+    fake: &FakeAzure,
+    url: &str,
+    headers: &[(&'static str, &str)],
+) -> (StatusCode, String) {
+    let mut request = Request::new(Url::parse(url).expect("url"), Method::Get);
     for (name, value) in headers {
         request.insert_header(*name, value.to_string());
     }
@@ -491,12 +507,21 @@ async fn nmi_get(fake: &FakeAzure, headers: &[(&'static str, &str)]) -> (StatusC
         .http_client()
         .execute_request(&request)
         .await
-        .expect("NMI answers");
+        .expect("the fake answers");
     let status = response.status();
     (
         status,
         response.into_body().collect_string().await.expect("body"),
     )
+}
+
+async fn nmi_get(fake: &FakeAzure, headers: &[(&'static str, &str)]) -> (StatusCode, String) {
+    raw_get(
+        fake,
+        "http://127.0.0.1:2579/host/token/?resource=https://vault.azure.net",
+        headers,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -580,6 +605,46 @@ async fn throttle_and_reset_faults() {
 }
 
 #[tokio::test]
+async fn status_faults_for_key_vault_and_entra() {
+    let fake = FakeAzure::start().await;
+    populate(&fake);
+    fake.grant("myvault", CLIENT);
+    fake.inject(Fault::EntraStatus {
+        count: 1,
+        status: 503,
+        aadsts: "AADSTS90033",
+    });
+    let client = secret_client(&fake, secret_credential(&fake, SECRET));
+    let error = secret_value(&client, "db-password", None)
+        .await
+        .expect_err("Entra down");
+    assert!(format!("{error:?}").contains("90033"), "{error:?}");
+    let entra = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.service == "entra")
+        .expect("entra request");
+    assert_eq!(entra.status, 503);
+
+    fake.inject(Fault::KeyVaultStatus {
+        count: 2,
+        status: 500,
+    });
+    for _ in 0..2 {
+        let error = secret_value(&client, "db-password", None)
+            .await
+            .expect_err("Key Vault down");
+        assert_eq!(error.http_status(), Some(StatusCode::InternalServerError));
+    }
+    assert_eq!(
+        secret_value(&client, "db-password", None)
+            .await
+            .expect("recovered"),
+        Some("hunter2".into())
+    );
+}
+
+#[tokio::test]
 async fn revoked_and_expired_tokens_are_challenged() {
     let fake = FakeAzure::start().await;
     populate(&fake);
@@ -598,6 +663,50 @@ async fn revoked_and_expired_tokens_are_challenged() {
     secret_value(&fresh, "db-password", None)
         .await
         .expect("new token");
+
+    // An expired token is refused with the challenge (raw requests: the SDK refreshes early).
+    fake.set_token_lifetime(std::time::Duration::from_secs(1));
+    fake.add_pod_identity("default", "web-0", "pod-client");
+    fake.grant("myvault", "pod-client");
+    let (_, body) = nmi_get(&fake, &[("podns", "default"), ("podname", "web-0")]).await;
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let bearer = format!(
+        "Bearer {}",
+        body["token"]["access_token"].as_str().expect("token")
+    );
+    let url = "https://myvault.vault.azure.net/secrets/db-password/?api-version=2025-07-01";
+    assert_eq!(
+        raw_get(&fake, url, &[("authorization", &bearer)]).await.0,
+        StatusCode::Ok
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = raw_get(&fake, url, &[("authorization", &bearer)]).await;
+    assert_eq!(status, StatusCode::Unauthorized, "{body}");
+    assert!(body.contains("\"Unauthorized\""), "{body}");
+}
+
+#[tokio::test]
+async fn challenge_names_the_vault_resource() {
+    let fake = FakeAzure::start().await;
+    let url = "https://myvault.vault.azure.net/secrets/x/?api-version=2025-07-01";
+    let mut request = Request::new(Url::parse(url).expect("url"), Method::Get);
+    request.insert_header("accept", "application/json");
+    let response = fake
+        .transport()
+        .http_client()
+        .execute_request(&request)
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), StatusCode::Unauthorized);
+    let challenge = response
+        .headers()
+        .get_optional_str(&azure_core::http::headers::WWW_AUTHENTICATE);
+    let expected = format!(
+        r#"Bearer authorization="https://login.microsoftonline.com/{}", resource="https://vault.azure.net""#,
+        support::fake::CHALLENGE_TENANT_ID
+    );
+    assert_eq!(challenge, Some(expected.as_str()));
+    assert_eq!(fake.counts().challenges, 1);
 }
 
 #[tokio::test]

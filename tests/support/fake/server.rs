@@ -41,7 +41,11 @@ pub(super) async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, share
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors under load: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
                 let router = router.clone();
                 match tls.clone() {
                     Some(acceptor) => connections.spawn(async move {
