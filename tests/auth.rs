@@ -471,6 +471,84 @@ async fn expired_or_malformed_tokens_fail_without_calling_entra() {
     assert_eq!(entra(&fake), 0);
 }
 
+#[tokio::test]
+async fn key_vault_uses_the_token_of_the_proving_exchange() {
+    use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:apps:web",
+        AUDIENCE,
+    );
+    fake.add_secret(
+        "myvault",
+        "db-password",
+        "v1",
+        "hunter2",
+        None,
+        None,
+        1_700_000_000,
+        true,
+    );
+    fake.grant("myvault", CLIENT);
+    let ids = identities(&fake);
+    let req = wi(CLIENT, &sa_token("apps", "web"));
+    let resolved = ids.resolve(&req).await.unwrap();
+    let options = SecretClientOptions {
+        client_options: fake.transport().client_options(),
+        ..Default::default()
+    };
+    let client =
+        SecretClient::new(&req.vault_url(), resolved.credential.clone(), Some(options)).unwrap();
+    let secret = client
+        .get_secret("db-password", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(secret.value.as_deref(), Some("hunter2"));
+    assert_eq!(
+        entra(&fake),
+        1,
+        "the challenge's scope matches the exchange's: no second token request"
+    );
+}
+
+#[tokio::test]
+async fn the_clouds_authority_host_is_used() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    let mut req = sp(CLIENT, SECRET);
+    req.cloud = CloudEnvironment {
+        name: "AzureChinaCloud".into(),
+        active_directory_endpoint: "https://login.chinacloudapi.cn/".into(),
+        key_vault_endpoint: "https://vault.azure.cn/".into(),
+        key_vault_dns_suffix: "vault.azure.cn".into(),
+    };
+    let china = identities(&fake).resolve(&req).await.unwrap();
+    china
+        .credential
+        .get_token(&["https://vault.azure.cn/.default"], None)
+        .await
+        .unwrap();
+    let token_request = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.service == "entra")
+        .unwrap();
+    assert_eq!(token_request.host, "login.chinacloudapi.cn");
+    assert_eq!(token_request.path, format!("/{TENANT}/oauth2/v2.0/token"));
+
+    // The same service principal in another cloud is another identity.
+    let public = identities(&fake)
+        .resolve(&sp(CLIENT, SECRET))
+        .await
+        .unwrap();
+    assert_ne!(public.key, china.key);
+}
+
 // ---- managed identity (IMDS, always through the fake's redirecting transport) ----
 
 fn vm(id: Option<&str>) -> MountRequest {

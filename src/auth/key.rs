@@ -67,9 +67,13 @@ pub(crate) fn service_account_subject(namespace: &str, name: &str) -> String {
     format!("system:serviceaccount:{namespace}:{name}")
 }
 
-/// `sha256:<hex>` of a service principal's client id and secret.
+/// `sha256:<hex>` of a service principal's client id and secret, salted with a random value
+/// drawn once per process, so a digest seen in a debug log cannot be used to test guesses of a
+/// weak secret.
 pub(crate) fn credential_subject(client_id: &str, secret: &Sensitive) -> String {
+    static SALT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
     let mut hasher = Sha256::new();
+    hasher.update(SALT.get_or_init(rand::random));
     hasher.update(client_id.as_bytes());
     hasher.update([0u8]);
     hasher.update(secret.expose().as_bytes());
@@ -147,5 +151,6 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert!(!a.contains("secret"));
+        assert_eq!(a, credential_subject("id", &Sensitive::new("secret-one")));
     }
 }

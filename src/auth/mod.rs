@@ -139,10 +139,10 @@ struct Entry {
 
 impl std::fmt::Debug for Identities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No lock taken here: formatting must not wait on (or deadlock with) a resolve.
         f.debug_struct("Identities")
             .field("options", &self.options)
-            .field("cached", &self.cached())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
