@@ -34,7 +34,7 @@ mod store;
 mod workload;
 
 use cache::{CachingCredential, CredentialFactory};
-use errors::{auth_error, describe_token_error, scrub};
+use errors::{auth_error, scrub};
 use key::identity_key;
 use store::LruStore;
 use workload::WorkloadState;
@@ -306,34 +306,21 @@ impl Identities {
             .workload
             .clone()
             .ok_or_else(|| auth_error(mode, "internal: cache entry without token record"))?;
-        if !state.is_accepted(&claims, now) {
-            let _gate = state.exchange_gate.lock().await;
-            if !state.is_accepted(&claims, now) {
-                let scope = format!("{}.default", request.cloud.key_vault_endpoint);
-                let acquired = OffsetDateTime::now_utc();
-                let result = workload::exchange(
-                    &client_options,
-                    &request.tenant_id,
-                    client_id,
-                    token,
-                    &scope,
-                )
-                .await;
-                crate::telemetry::metrics()
-                    .token_request(mode, if result.is_ok() { "ok" } else { "error" });
-                match result {
-                    Ok(access_token) => {
-                        state.accept(token, &claims, now);
-                        entry.credential.seed(&[&scope], access_token, acquired);
-                    }
-                    Err(e) => {
-                        if state.is_unproven(now) {
-                            self.store().remove(&key);
-                        }
-                        return Err(describe_token_error(mode, &e, &[token]));
-                    }
-                }
+        let presented = workload::Presented {
+            client_options: &client_options,
+            tenant_id: &request.tenant_id,
+            client_id,
+            token,
+            claims: &claims,
+            scope: format!("{}.default", request.cloud.key_vault_endpoint),
+        };
+        if let Err(error) = workload::prove(&state, &entry.credential, &presented, now).await {
+            // An identity no token was ever accepted for is not worth a cache slot.
+            if state.is_unproven(now) {
+                self.store()
+                    .remove_if(&key, |e| Arc::ptr_eq(&e.credential, &entry.credential));
             }
+            return Err(error);
         }
         Ok(resolved(key, &entry))
     }

@@ -43,8 +43,15 @@ impl<K: Eq + Hash + Clone, V: Clone> LruStore<K, V> {
         self.entries.insert(key, (value, now));
     }
 
-    pub(crate) fn remove(&mut self, key: &K) {
-        self.entries.remove(key);
+    /// Removes `key` if its value satisfies `predicate` (e.g. is still the value the caller saw).
+    pub(crate) fn remove_if(&mut self, key: &K, predicate: impl FnOnce(&V) -> bool) {
+        if self
+            .entries
+            .get(key)
+            .is_some_and(|(value, _)| predicate(value))
+        {
+            self.entries.remove(key);
+        }
     }
 
     pub(crate) fn len(&mut self) -> usize {
@@ -100,7 +107,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(store.get(&"b"), None);
         assert_eq!(store.get(&"a"), Some(1));
-        store.remove(&"a");
+        store.remove_if(&"a", |v| *v == 2);
+        assert_eq!(store.len(), 1);
+        store.remove_if(&"a", |v| *v == 1);
         assert_eq!(store.len(), 0);
     }
 }

@@ -19,13 +19,14 @@ use azure_identity::{
 };
 
 use super::AuthError;
-use super::cache::CredentialFactory;
-use super::errors::{auth_error, to_core_error};
+use super::cache::{CachingCredential, CredentialFactory};
+use super::errors::{auth_error, describe_token_error, to_core_error};
 use super::key::{
     ServiceAccountClaims, TokenDigest, inspect_service_account_token, service_account_subject,
 };
 use crate::request::PodInfo;
 use crate::sensitive::Sensitive;
+use crate::telemetry;
 
 /// Accepted tokens remembered per entry (one per pod mounting this identity, roughly; the
 /// earliest-expiring is forgotten first, which costs at most one extra exchange).
@@ -36,7 +37,7 @@ const MAX_ACCEPTED: usize = 64;
 pub(crate) struct WorkloadState {
     accepted: Mutex<Accepted>,
     /// One exchange at a time per entry, so concurrent mounts with the same new token make one.
-    pub(crate) exchange_gate: tokio::sync::Mutex<()>,
+    exchange_gate: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -176,6 +177,54 @@ pub(crate) fn check_presented_token(
     Ok(claims)
 }
 
+/// A presented token and where to prove it.
+pub(crate) struct Presented<'a> {
+    pub client_options: &'a ClientOptions,
+    pub tenant_id: &'a str,
+    pub client_id: &'a str,
+    pub token: &'a Sensitive,
+    pub claims: &'a ServiceAccountClaims,
+    /// `<Key Vault resource>/.default`, the scope Key Vault's challenge will ask for.
+    pub scope: String,
+}
+
+/// Makes sure Entra ID accepted exactly this token for the entry, exchanging it if not yet (one
+/// exchange at a time per entry). On success the token is remembered and the access token it
+/// bought is cached for the scope; on failure nothing of the entry is shared with the mount.
+pub(crate) async fn prove(
+    state: &WorkloadState,
+    credential: &CachingCredential,
+    presented: &Presented<'_>,
+    now: i64,
+) -> Result<(), AuthError> {
+    if state.is_accepted(presented.claims, now) {
+        return Ok(());
+    }
+    let _gate = state.exchange_gate.lock().await;
+    if state.is_accepted(presented.claims, now) {
+        return Ok(());
+    }
+    let acquired = OffsetDateTime::now_utc();
+    let result = exchange(presented).await;
+    telemetry::metrics().token_request(MODE, if result.is_ok() { "ok" } else { "error" });
+    let access_token = result.map_err(|e| describe_token_error(MODE, &e, &[presented.token]))?;
+    state.accept(presented.token, presented.claims, now);
+    credential.seed(&[&presented.scope], access_token, acquired);
+    Ok(())
+}
+
+/// Exchanges exactly the presented token for an access token to the scope.
+async fn exchange(presented: &Presented<'_>) -> azure_core::Result<AccessToken> {
+    let assertion = Assertion::Presented(presented.token.clone());
+    let credential = build(
+        presented.client_options,
+        presented.tenant_id,
+        presented.client_id,
+        assertion,
+    )?;
+    credential.get_token(&[&presented.scope], None).await
+}
+
 /// Refreshing credential of an entry: asserts with the freshest accepted token.
 pub(crate) fn entry_factory(
     client_options: ClientOptions,
@@ -196,23 +245,6 @@ pub(crate) fn entry_factory(
         };
         build(&client_options, &tenant_id, &client_id, assertion)
     })
-}
-
-/// Exchanges exactly `token` for an access token to `scope`: the proof that Entra ID accepts it.
-pub(crate) async fn exchange(
-    client_options: &ClientOptions,
-    tenant_id: &str,
-    client_id: &str,
-    token: &Sensitive,
-    scope: &str,
-) -> azure_core::Result<AccessToken> {
-    let credential = build(
-        client_options,
-        tenant_id,
-        client_id,
-        Assertion::Presented(token.clone()),
-    )?;
-    credential.get_token(&[scope], None).await
 }
 
 fn build(
