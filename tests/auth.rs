@@ -99,6 +99,11 @@ async fn service_principal_token_is_reused_across_mounts() {
     let ids = identities(&fake);
     let first = ids.resolve(&sp(CLIENT, SECRET)).await.unwrap();
     assert_eq!(first.key.mode, "service_principal");
+    let shown = first.key.to_string();
+    assert!(
+        shown.starts_with("service_principal client=") && !shown.contains(SECRET),
+        "{shown}"
+    );
     assert!(first.key.subject.starts_with("sha256:") && !first.key.subject.contains(SECRET));
     let token = token_of(&first).await.unwrap();
     assert_eq!(entra(&fake), 1);

@@ -52,6 +52,17 @@ pub struct IdentityKey {
     pub subject: String,
 }
 
+/// `<mode> client=<id> tenant=<id> subject=<subject>`, for logs (the subject is never a secret).
+impl std::fmt::Display for IdentityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} client={} tenant={} subject={}",
+            self.mode, self.client_id, self.tenant_id, self.subject
+        )
+    }
+}
+
 /// Options from flags.
 #[derive(Clone, Debug)]
 pub struct AuthOptions {
@@ -249,7 +260,7 @@ impl Identities {
         }
         let entry = build()?;
         store.insert(key.clone(), entry.clone());
-        tracing::debug!(mode = key.mode, client_id = %key.client_id, subject = %key.subject, "identity cached");
+        tracing::debug!(identity = %key, "identity cached");
         Ok(entry)
     }
 
