@@ -323,7 +323,7 @@ impl Identities {
             client_id,
             token,
             claims: &claims,
-            scope: format!("{}.default", request.cloud.key_vault_endpoint),
+            scope: workload::proving_scope(&request.cloud),
         };
         if let Err(error) = workload::prove(&state, &entry.credential, &presented, now).await {
             // An identity no token was ever accepted for is not worth a cache slot.

@@ -24,7 +24,7 @@ use super::errors::{auth_error, describe_token_error, to_core_error};
 use super::key::{
     ServiceAccountClaims, TokenDigest, inspect_service_account_token, service_account_subject,
 };
-use crate::request::PodInfo;
+use crate::request::{CloudEnvironment, PodInfo};
 use crate::sensitive::Sensitive;
 use crate::telemetry;
 
@@ -188,6 +188,12 @@ pub(crate) struct Presented<'a> {
     pub scope: String,
 }
 
+/// `<Key Vault resource>/.default` (`https://vault.azure.net/.default`), with or without a trailing
+/// slash on the cloud's `keyVaultEndpoint`.
+pub(crate) fn proving_scope(cloud: &CloudEnvironment) -> String {
+    format!("{}/.default", cloud.key_vault_resource())
+}
+
 /// Makes sure Entra ID accepted exactly this token for the entry, exchanging it if not yet (one
 /// exchange at a time per entry). On success the token is remembered and the access token it
 /// bought is cached for the scope; on failure nothing of the entry is shared with the mount.
@@ -295,6 +301,17 @@ mod tests {
         assert!(!state.is_accepted(&ca, 250));
         assert!(state.freshest(301).is_none());
         assert!(state.is_unproven(301));
+    }
+
+    #[test]
+    fn proving_scope_matches_key_vaults_challenge() {
+        let mut cloud = CloudEnvironment::public();
+        assert_eq!(proving_scope(&cloud), "https://vault.azure.net/.default");
+        cloud.key_vault_endpoint = "https://vault.local.azurestack.external".into();
+        assert_eq!(
+            proving_scope(&cloud),
+            "https://vault.local.azurestack.external/.default"
+        );
     }
 
     #[test]
