@@ -28,6 +28,13 @@
 //!   `AADSTS7000215` (401 `invalid_client`), no matching federated credential `AADSTS70021`
 //!   (400 `invalid_request`), expired assertion `AADSTS700024` (400 `invalid_client`), malformed
 //!   assertion `AADSTS50027`, missing parameter `AADSTS900144`. Bodies never echo secrets.
+//! - IMDS needs `Metadata: true` (else 400) and issues for the system-assigned identity (no id
+//!   parameter) or the user-assigned one named by `client_id` (`object_id`/`msi_res_id` values are
+//!   looked up the same way); unknown → 400 `Identity not found`. Token fields are strings, as
+//!   real IMDS sends them. Note that the SDK's managed identity credential retries IMDS 404/429/5xx
+//!   itself (1.34 s initial delay), whatever the transport's retry options say.
+//! - NMI: bound pod → 200 `{"token":{..},"clientid":..}`; unbound → 403 text; missing `podns` or
+//!   `podname` → 400 text.
 
 mod identity;
 mod keyvault;
@@ -44,7 +51,7 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 
 /// The tenant named in Key Vault's `WWW-Authenticate` challenge. Credentials use their own tenant;
 /// the SDK does not read this one.
-pub const CHALLENGE_TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const CHALLENGE_TENANT_ID: &str = "fa4e0000-0000-4000-8000-00000000cafe";
 
 /// The identity name of the system-assigned managed identity in [`FakeAzure::grant`].
 pub const SYSTEM_IDENTITY: &str = "system";
@@ -594,6 +601,11 @@ impl FakeAzure {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.lock().requests.clone()
+    }
+
+    /// Forgets the recorded requests (long benchmark runs would otherwise keep every one).
+    pub fn clear_requests(&self) {
+        self.shared.lock().requests.clear();
     }
 
     /// Every access token, client assertion and client secret the fake has seen or issued, for
