@@ -1,0 +1,286 @@
+//! Turning failures into [`AuthError`]s that are safe to show.
+//!
+//! Every message names the identity mode, the HTTP status and Entra ID's `AADSTS` code when there
+//! is one, fits on one line, and has every sensitive string we hold (client secret, presented
+//! service-account token) and anything shaped like a JWT replaced by `<redacted>` before it is
+//! built, so SDK or service text can never carry secret material into a log or a gRPC status.
+
+use std::error::Error as StdError;
+
+use azure_core::error::ErrorKind;
+
+use super::AuthError;
+use crate::sensitive::Sensitive;
+
+const REDACTED: &str = "<redacted>";
+/// Longest free-text part (service description) kept in a message.
+const MAX_DETAIL: usize = 200;
+
+/// A failure with a fixed, non-sensitive description.
+pub(crate) fn auth_error(mode: &str, problem: impl std::fmt::Display) -> AuthError {
+    AuthError(one_line(&format!("{mode}: {problem}")))
+}
+
+/// Wraps an [`AuthError`] as the `azure_core::Error` a `TokenCredential` returns; the message is
+/// the AuthError's and the AuthError can be recovered with `downcast_ref::<AuthError>()`.
+pub(crate) fn to_core_error(error: AuthError) -> azure_core::Error {
+    azure_core::Error::new(ErrorKind::Credential, error)
+}
+
+/// Describes a failed token acquisition from an SDK (or our own) error.
+pub(crate) fn describe_token_error(
+    mode: &str,
+    error: &azure_core::Error,
+    sensitive: &[&Sensitive],
+) -> AuthError {
+    if let Some(ours) = find_in_chain::<AuthError>(error) {
+        return ours.clone();
+    }
+    let detail = match http_failure(error) {
+        Some((status, code, description)) => {
+            let code = aadsts_code(&description)
+                .or_else(|| code.as_deref().and_then(code_from_error_codes));
+            let description = strip_code_prefix(&description);
+            let mut text = format!("token request failed: HTTP {status}");
+            if let Some(code) = code {
+                text.push_str(&format!(", {code}"));
+            }
+            if !description.is_empty() {
+                text.push_str(&format!(": {description}"));
+            }
+            text
+        }
+        None => format!("token request failed: {}", chain_summary(error)),
+    };
+    auth_error(mode, truncate(&scrub(&detail, sensitive), MAX_DETAIL + 80))
+}
+
+/// Replaces every sensitive string and every JWT-looking run in `text`.
+pub(crate) fn scrub(text: &str, sensitive: &[&Sensitive]) -> String {
+    let mut out = text.to_string();
+    for value in sensitive {
+        // Very short values would redact ordinary words; the parser rejects empty secrets anyway.
+        if value.expose().len() >= 4 {
+            out = out.replace(value.expose(), REDACTED);
+        }
+    }
+    redact_jwts(&out)
+}
+
+/// Whether text looks like it could hold a token: a JWT, an OAuth token field, or a long
+/// unbroken run of token characters (opaque access tokens).
+pub(crate) fn looks_token_like(text: &str) -> bool {
+    let opaque = |word: &str| {
+        word.len() >= 32
+            && word.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | '+' | '/')
+            })
+    };
+    text.contains("eyJ") || text.contains("access_token") || text.split_whitespace().any(opaque)
+}
+
+fn find_in_chain<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The innermost HTTP response failure: status, service error code and description.
+fn http_failure(error: &azure_core::Error) -> Option<(u16, Option<String>, String)> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    let mut found = None;
+    while let Some(e) = current {
+        if let Some(core) = e.downcast_ref::<azure_core::Error>()
+            && let ErrorKind::HttpResponse {
+                status, error_code, ..
+            } = core.kind()
+        {
+            found = Some((
+                u16::from(*status),
+                error_code.clone(),
+                first_line(&core.to_string()),
+            ));
+        }
+        current = e.source();
+    }
+    found
+}
+
+/// First line of the outermost message plus the root cause when it adds something.
+fn chain_summary(error: &azure_core::Error) -> String {
+    let top = first_line(&error.to_string());
+    let mut root = None;
+    let mut current = error.source();
+    while let Some(e) = current {
+        root = Some(first_line(&e.to_string()));
+        current = e.source();
+    }
+    match root {
+        Some(root) if !root.is_empty() && !top.contains(&root) => {
+            format!("{}: {root}", top.trim_end_matches('.'))
+        }
+        _ => top,
+    }
+}
+
+/// `AADSTS` followed by digits, wherever it appears.
+fn aadsts_code(text: &str) -> Option<String> {
+    let start = text.find("AADSTS")?;
+    let digits: String = text[start + 6..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (!digits.is_empty()).then(|| format!("AADSTS{digits}"))
+}
+
+/// The SDK joins Entra's numeric `error_codes` with commas; the first is the meaningful one.
+fn code_from_error_codes(codes: &str) -> Option<String> {
+    let first = codes.split(',').next()?.trim();
+    (!first.is_empty() && first.chars().all(|c| c.is_ascii_digit()))
+        .then(|| format!("AADSTS{first}"))
+}
+
+fn strip_code_prefix(description: &str) -> String {
+    let trimmed = description.trim();
+    match (aadsts_code(trimmed), trimmed.strip_prefix("AADSTS")) {
+        (Some(code), Some(_)) => trimmed[code.len()..]
+            .trim_start_matches(':')
+            .trim()
+            .to_string(),
+        _ => trimmed.to_string(),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max).collect();
+    cut.push('…');
+    cut
+}
+
+/// Redacts runs that start like a JWT header (`eyJ`) and continue in the JWT alphabet.
+fn redact_jwts(text: &str) -> String {
+    let is_jwt_char =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=' | '+' | '/');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("eyJ") {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !is_jwt_char(c)).unwrap_or(tail.len());
+        out.push_str(REDACTED);
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core::http::{RawResponse, StatusCode, headers::Headers};
+
+    fn entra_error(status: StatusCode, codes: &str, description: &str) -> azure_core::Error {
+        let inner = azure_core::Error::new(
+            ErrorKind::HttpResponse {
+                status,
+                error_code: Some(codes.to_string()),
+                raw_response: Some(Box::new(RawResponse::from_bytes(
+                    status,
+                    Headers::new(),
+                    "{}",
+                ))),
+            },
+            description.to_string(),
+        );
+        azure_core::Error::with_error(
+            ErrorKind::Credential,
+            inner,
+            format!(
+                "ClientSecretCredential authentication failed. {description}\nTo troubleshoot, visit x"
+            ),
+        )
+    }
+
+    #[test]
+    fn names_mode_status_and_code() {
+        let err = entra_error(
+            StatusCode::Unauthorized,
+            "7000215",
+            "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1\r\nCorrelation ID: 2",
+        );
+        let msg = describe_token_error("service_principal", &err, &[]).0;
+        assert_eq!(
+            msg,
+            "service_principal: token request failed: HTTP 401, AADSTS7000215: Invalid client secret provided."
+        );
+    }
+
+    #[test]
+    fn code_from_error_codes_when_description_has_none() {
+        let err = entra_error(StatusCode::BadRequest, "700016,1", "application not found");
+        let msg = describe_token_error("workload_identity", &err, &[]).0;
+        assert!(
+            msg.contains("HTTP 400, AADSTS700016: application not found"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn scrubs_secrets_and_jwts() {
+        let secret = Sensitive::new("hunter2-secret");
+        let err = entra_error(
+            StatusCode::BadRequest,
+            "1",
+            "bad hunter2-secret and eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0. here",
+        );
+        let msg = describe_token_error("service_principal", &err, &[&secret]).0;
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(!msg.contains("eyJ"), "{msg}");
+        assert!(msg.contains("bad <redacted> and <redacted> here"), "{msg}");
+    }
+
+    #[test]
+    fn non_http_errors_keep_root_cause_on_one_line() {
+        let root = azure_core::Error::with_message(ErrorKind::Io, "connection refused");
+        let err = azure_core::Error::with_error(
+            ErrorKind::Credential,
+            root,
+            "X authentication failed.\nmore",
+        );
+        let msg = describe_token_error("vm_managed_identity", &err, &[]).0;
+        assert_eq!(
+            msg,
+            "vm_managed_identity: token request failed: X authentication failed: connection refused"
+        );
+    }
+
+    #[test]
+    fn our_own_errors_pass_through() {
+        let err = to_core_error(auth_error("pod_identity", "NMI answered HTTP 403"));
+        let wrapped = azure_core::Error::with_error(ErrorKind::Credential, err, "outer");
+        assert_eq!(
+            describe_token_error("pod_identity", &wrapped, &[]).0,
+            "pod_identity: NMI answered HTTP 403"
+        );
+    }
+}

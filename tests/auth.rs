@@ -1,0 +1,788 @@
+//! Identity modes and the cross-mount credential cache, against the in-repo fake of Entra ID,
+//! IMDS and NMI over real HTTP (the redirecting transport; nothing leaves loopback).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use akv_csi_provider::auth::{AuthError, AuthOptions, Identities, ResolvedIdentity};
+use akv_csi_provider::request::{CloudEnvironment, IdentityRequest, MountRequest, PodInfo};
+use akv_csi_provider::sensitive::Sensitive;
+use support::fake::{FakeAzure, Fault, service_account_token};
+
+const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+const CLIENT: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const OTHER_CLIENT: &str = "aaaaaaaa-0000-4000-8000-000000000002";
+const SECRET: &str = "sp-secret-value-1";
+const ISSUER: &str = "https://oidc.prod-aks.azure.com/cluster/";
+const AUDIENCE: &str = "api://AzureADTokenExchange";
+const SCOPES: &[&str] = &["https://vault.azure.net/.default"];
+
+fn request(identity: IdentityRequest) -> MountRequest {
+    MountRequest {
+        pod: PodInfo {
+            name: "web-0".into(),
+            namespace: "apps".into(),
+            uid: None,
+            service_account: None,
+        },
+        secret_provider_class: Some("spc".into()),
+        vault_name: "myvault".into(),
+        tenant_id: TENANT.into(),
+        cloud: CloudEnvironment::public(),
+        identity,
+        objects: vec![],
+        default_mode: 0o644,
+    }
+}
+
+fn sp(client_id: &str, secret: &str) -> MountRequest {
+    request(IdentityRequest::ServicePrincipalSecret {
+        client_id: client_id.into(),
+        client_secret: Sensitive::new(secret),
+    })
+}
+
+fn in_hour() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp() + 3600
+}
+
+fn sa_token(namespace: &str, account: &str) -> String {
+    service_account_token(ISSUER, namespace, account, AUDIENCE, in_hour())
+}
+
+fn wi(client_id: &str, token: &str) -> MountRequest {
+    request(IdentityRequest::WorkloadIdentity {
+        client_id: client_id.into(),
+        service_account_token: Sensitive::new(token),
+    })
+}
+
+fn identities(fake: &FakeAzure) -> Identities {
+    Identities::new(fake.transport(), AuthOptions::default())
+}
+
+async fn token_of(resolved: &ResolvedIdentity) -> Result<String, String> {
+    resolved
+        .credential
+        .get_token(SCOPES, None)
+        .await
+        .map(|t| t.token.secret().to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// An error message: one line, naming what it should, and free of every secret the fake saw.
+fn assert_clean(fake: &FakeAzure, message: &str, expected: &[&str]) {
+    for part in expected {
+        assert!(
+            message.contains(part),
+            "{message:?} should contain {part:?}"
+        );
+    }
+    assert!(!message.contains('\n'), "{message:?} is not one line");
+    for secret in fake.sensitive_strings() {
+        assert!(!message.contains(&secret), "{message:?} leaks a secret");
+    }
+}
+
+fn entra(fake: &FakeAzure) -> u64 {
+    fake.counts().entra_tokens
+}
+
+// ---- service principal ----
+
+#[tokio::test]
+async fn service_principal_token_is_reused_across_mounts() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    let ids = identities(&fake);
+    let first = ids.resolve(&sp(CLIENT, SECRET)).await.unwrap();
+    assert_eq!(first.key.mode, "service_principal");
+    let shown = first.key.to_string();
+    assert!(
+        shown.starts_with("service_principal client=") && !shown.contains(SECRET),
+        "{shown}"
+    );
+    assert!(first.key.subject.starts_with("sha256:") && !first.key.subject.contains(SECRET));
+    let token = token_of(&first).await.unwrap();
+    assert_eq!(entra(&fake), 1);
+
+    let second = ids.resolve(&sp(CLIENT, SECRET)).await.unwrap();
+    assert_eq!(second.key, first.key);
+    assert_eq!(token_of(&second).await.unwrap(), token);
+    assert_eq!(entra(&fake), 1, "the second mount makes no token request");
+    assert_eq!(ids.cached(), 1);
+}
+
+#[tokio::test]
+async fn service_principal_wrong_secret_fails_cleanly() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    let ids = identities(&fake);
+    let resolved = ids
+        .resolve(&sp(CLIENT, "wrong-secret-value"))
+        .await
+        .unwrap();
+    let err = token_of(&resolved).await.unwrap_err();
+    assert_clean(
+        &fake,
+        &err,
+        &[
+            "service_principal",
+            "401",
+            "AADSTS7000215",
+            "Invalid client secret",
+        ],
+    );
+    assert!(!err.contains("wrong-secret-value"));
+}
+
+#[tokio::test]
+async fn service_principal_unknown_client_fails_cleanly() {
+    let fake = FakeAzure::start().await;
+    let ids = identities(&fake);
+    let resolved = ids.resolve(&sp(OTHER_CLIENT, SECRET)).await.unwrap();
+    let err = token_of(&resolved).await.unwrap_err();
+    assert_clean(
+        &fake,
+        &err,
+        &["service_principal", "HTTP 400", "AADSTS700016"],
+    );
+}
+
+#[tokio::test]
+async fn same_client_id_with_another_secret_never_shares_an_entry() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    fake.add_client_secret(TENANT, CLIENT, "sp-secret-value-2");
+    let ids = identities(&fake);
+    let a = ids.resolve(&sp(CLIENT, SECRET)).await.unwrap();
+    let token_a = token_of(&a).await.unwrap();
+    let b = ids.resolve(&sp(CLIENT, "sp-secret-value-2")).await.unwrap();
+    assert_ne!(a.key, b.key);
+    assert_ne!(token_of(&b).await.unwrap(), token_a);
+    assert_eq!(entra(&fake), 2);
+
+    // A wrong secret for the same client id is sent to Entra ID, never served the cached token.
+    let wrong = ids.resolve(&sp(CLIENT, "not-the-secret")).await.unwrap();
+    let err = token_of(&wrong).await.unwrap_err();
+    assert_clean(&fake, &err, &["AADSTS7000215"]);
+    assert_eq!(entra(&fake), 3);
+}
+
+#[tokio::test]
+async fn entra_outage_names_status_and_code() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    fake.inject(Fault::EntraStatus {
+        count: 1,
+        status: 503,
+        aadsts: "AADSTS90033",
+    });
+    let ids = identities(&fake);
+    let resolved = ids.resolve(&sp(CLIENT, SECRET)).await.unwrap();
+    let err = token_of(&resolved).await.unwrap_err();
+    assert_clean(
+        &fake,
+        &err,
+        &["service_principal", "HTTP 503", "AADSTS90033"],
+    );
+    assert_eq!(entra(&fake), 1, "no SDK retries");
+    // The next attempt succeeds.
+    token_of(&resolved).await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_mounts_share_one_acquisition() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    fake.set_latency(Duration::ZERO, Duration::from_millis(200));
+    let ids = Arc::new(identities(&fake));
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let ids = ids.clone();
+            tokio::spawn(async move {
+                let resolved = ids.resolve(&sp(CLIENT, SECRET)).await.unwrap();
+                token_of(&resolved).await.unwrap()
+            })
+        })
+        .collect();
+    let tokens: Vec<String> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(tokens.iter().all(|t| *t == tokens[0]));
+    assert_eq!(entra(&fake), 1);
+}
+
+// ---- workload identity ----
+
+#[tokio::test]
+async fn workload_identity_exchanges_once_then_reuses() {
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:apps:web",
+        AUDIENCE,
+    );
+    let ids = identities(&fake);
+    let token = sa_token("apps", "web");
+    let mut req = wi(CLIENT, &token);
+    req.pod.service_account = Some("web".into());
+    let first = ids.resolve(&req).await.unwrap();
+    assert_eq!(first.key.subject, "system:serviceaccount:apps:web");
+    assert_eq!(first.key.client_id, CLIENT);
+    assert_eq!(entra(&fake), 1, "the presented token is proven at resolve");
+    let access = token_of(&first).await.unwrap();
+    assert_eq!(entra(&fake), 1, "the proving exchange's token is served");
+
+    let second = ids.resolve(&req).await.unwrap();
+    assert_eq!(token_of(&second).await.unwrap(), access);
+    assert_eq!(entra(&fake), 1);
+}
+
+#[tokio::test]
+async fn workload_identity_for_another_namespace_fails_cleanly() {
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:other:web",
+        AUDIENCE,
+    );
+    let ids = identities(&fake);
+    let err = ids
+        .resolve(&wi(CLIENT, &sa_token("apps", "web")))
+        .await
+        .unwrap_err();
+    assert_clean(
+        &fake,
+        &err.0,
+        &["workload_identity", "HTTP 400", "AADSTS70021"],
+    );
+    assert_eq!(ids.cached(), 0, "an identity never proven is not kept");
+}
+
+#[tokio::test]
+async fn two_service_accounts_with_one_client_id_never_share() {
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:apps:web",
+        AUDIENCE,
+    );
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:apps:batch",
+        AUDIENCE,
+    );
+    let ids = identities(&fake);
+    let web = ids
+        .resolve(&wi(CLIENT, &sa_token("apps", "web")))
+        .await
+        .unwrap();
+    let batch = ids
+        .resolve(&wi(CLIENT, &sa_token("apps", "batch")))
+        .await
+        .unwrap();
+    assert_ne!(web.key, batch.key);
+    assert_ne!(
+        token_of(&web).await.unwrap(),
+        token_of(&batch).await.unwrap()
+    );
+    assert_eq!(entra(&fake), 2);
+    assert_eq!(ids.cached(), 2);
+}
+
+#[tokio::test]
+async fn forged_token_claiming_an_accepted_subject_is_exchanged_not_served() {
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:apps:web",
+        AUDIENCE,
+    );
+    let ids = identities(&fake);
+    let genuine = ids
+        .resolve(&wi(CLIENT, &sa_token("apps", "web")))
+        .await
+        .unwrap();
+    token_of(&genuine).await.unwrap();
+    assert_eq!(entra(&fake), 1);
+
+    // Same sub, minted by another issuer (anyone can write an unsigned JWT).
+    let forged = service_account_token(
+        "https://attacker.example/",
+        "apps",
+        "web",
+        AUDIENCE,
+        in_hour(),
+    );
+    let err = ids.resolve(&wi(CLIENT, &forged)).await.unwrap_err();
+    assert_clean(&fake, &err.0, &["workload_identity", "AADSTS70021"]);
+    assert_eq!(entra(&fake), 2, "the forged token went to Entra ID");
+
+    // Same sub and issuer, wrong audience.
+    let wrong_audience =
+        service_account_token(ISSUER, "apps", "web", "api://AKSIdentityBinding", in_hour());
+    let err = ids.resolve(&wi(CLIENT, &wrong_audience)).await.unwrap_err();
+    assert_clean(&fake, &err.0, &["AADSTS70021"]);
+    assert_eq!(entra(&fake), 3);
+
+    // The genuine entry is intact.
+    assert!(
+        ids.resolve(&wi(CLIENT, &sa_token("apps", "web")))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_new_genuine_token_is_proven_once_then_shares_the_entry() {
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:apps:web",
+        AUDIENCE,
+    );
+    let ids = identities(&fake);
+    let pod_a = ids
+        .resolve(&wi(CLIENT, &sa_token("apps", "web")))
+        .await
+        .unwrap();
+    token_of(&pod_a).await.unwrap();
+    // Another pod of the same service account: its own token (later exp), same entry.
+    let later = service_account_token(ISSUER, "apps", "web", AUDIENCE, in_hour() + 60);
+    let pod_b = ids.resolve(&wi(CLIENT, &later)).await.unwrap();
+    assert_eq!(pod_b.key, pod_a.key);
+    assert_eq!(entra(&fake), 2);
+    // Its exchange produced the longer-lived access token, now shared by both pods.
+    let shared = token_of(&pod_b).await.unwrap();
+    assert_eq!(token_of(&pod_a).await.unwrap(), shared);
+    ids.resolve(&wi(CLIENT, &later)).await.unwrap();
+    assert_eq!(entra(&fake), 2);
+}
+
+#[tokio::test]
+async fn workload_identity_refreshes_with_the_accepted_token() {
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:apps:web",
+        AUDIENCE,
+    );
+    fake.set_token_lifetime(Duration::from_secs(2));
+    let ids = identities(&fake);
+    let resolved = ids
+        .resolve(&wi(CLIENT, &sa_token("apps", "web")))
+        .await
+        .unwrap();
+    let first = token_of(&resolved).await.unwrap();
+    assert_eq!(entra(&fake), 1);
+    // Past half of a 2 s lifetime the token is refreshed, asserting with the accepted SA token.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let refreshed = token_of(&resolved).await.unwrap();
+    assert_ne!(refreshed, first);
+    assert_eq!(entra(&fake), 2);
+}
+
+#[tokio::test]
+async fn concurrent_mounts_with_one_new_token_exchange_once() {
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:apps:web",
+        AUDIENCE,
+    );
+    fake.set_latency(Duration::ZERO, Duration::from_millis(200));
+    let ids = Arc::new(identities(&fake));
+    let token = sa_token("apps", "web");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (ids, token) = (ids.clone(), token.clone());
+            tokio::spawn(async move {
+                token_of(&ids.resolve(&wi(CLIENT, &token)).await.unwrap())
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for result in futures::future::join_all(tasks).await {
+        result.unwrap();
+    }
+    assert_eq!(entra(&fake), 1);
+}
+
+#[tokio::test]
+async fn token_for_another_service_account_than_the_pods_is_refused() {
+    let fake = FakeAzure::start().await;
+    let ids = identities(&fake);
+    let mut req = wi(CLIENT, &sa_token("apps", "admin"));
+    req.pod.service_account = Some("web".into());
+    let err = ids.resolve(&req).await.unwrap_err();
+    assert_clean(
+        &fake,
+        &err.0,
+        &[
+            "workload_identity",
+            "system:serviceaccount:apps:admin",
+            "system:serviceaccount:apps:web",
+        ],
+    );
+    assert!(!err.0.contains("eyJ"));
+    assert_eq!(entra(&fake), 0);
+}
+
+#[tokio::test]
+async fn expired_or_malformed_tokens_fail_without_calling_entra() {
+    let fake = FakeAzure::start().await;
+    let ids = identities(&fake);
+    let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
+    let expired = service_account_token(ISSUER, "apps", "web", AUDIENCE, past);
+    let err = ids.resolve(&wi(CLIENT, &expired)).await.unwrap_err();
+    assert_clean(
+        &fake,
+        &err.0,
+        &[
+            "workload_identity",
+            "expired",
+            "system:serviceaccount:apps:web",
+        ],
+    );
+    assert!(!err.0.contains(&expired));
+    let err = ids
+        .resolve(&wi(CLIENT, "opaque-garbage"))
+        .await
+        .unwrap_err();
+    assert_clean(&fake, &err.0, &["workload_identity", "not a JWT"]);
+    assert!(!err.0.contains("opaque-garbage"));
+    assert_eq!(entra(&fake), 0);
+}
+
+#[tokio::test]
+async fn key_vault_uses_the_token_of_the_proving_exchange() {
+    use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+    let fake = FakeAzure::start().await;
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT,
+        ISSUER,
+        "system:serviceaccount:apps:web",
+        AUDIENCE,
+    );
+    fake.add_secret(
+        "myvault",
+        "db-password",
+        "v1",
+        "hunter2",
+        None,
+        None,
+        1_700_000_000,
+        true,
+    );
+    fake.grant("myvault", CLIENT);
+    let ids = identities(&fake);
+    let req = wi(CLIENT, &sa_token("apps", "web"));
+    let resolved = ids.resolve(&req).await.unwrap();
+    let options = SecretClientOptions {
+        client_options: fake.transport().client_options(),
+        ..Default::default()
+    };
+    let client =
+        SecretClient::new(&req.vault_url(), resolved.credential.clone(), Some(options)).unwrap();
+    let secret = client
+        .get_secret("db-password", None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    assert_eq!(secret.value.as_deref(), Some("hunter2"));
+    assert_eq!(
+        entra(&fake),
+        1,
+        "the challenge's scope matches the exchange's: no second token request"
+    );
+}
+
+#[tokio::test]
+async fn the_clouds_authority_host_is_used() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    let mut req = sp(CLIENT, SECRET);
+    req.cloud = CloudEnvironment {
+        name: "AzureChinaCloud".into(),
+        active_directory_endpoint: "https://login.chinacloudapi.cn/".into(),
+        key_vault_endpoint: "https://vault.azure.cn/".into(),
+        key_vault_dns_suffix: "vault.azure.cn".into(),
+    };
+    let china = identities(&fake).resolve(&req).await.unwrap();
+    china
+        .credential
+        .get_token(&["https://vault.azure.cn/.default"], None)
+        .await
+        .unwrap();
+    let token_request = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.service == "entra")
+        .unwrap();
+    assert_eq!(token_request.host, "login.chinacloudapi.cn");
+    assert_eq!(token_request.path, format!("/{TENANT}/oauth2/v2.0/token"));
+
+    // The same service principal in another cloud is another identity.
+    let public = identities(&fake)
+        .resolve(&sp(CLIENT, SECRET))
+        .await
+        .unwrap();
+    assert_ne!(public.key, china.key);
+}
+
+// ---- managed identity (IMDS, always through the fake's redirecting transport) ----
+
+fn vm(id: Option<&str>) -> MountRequest {
+    request(IdentityRequest::VmManagedIdentity {
+        user_assigned_identity_id: id.map(str::to_string),
+    })
+}
+
+#[tokio::test]
+async fn vm_managed_identities_succeed_and_are_reused() {
+    let fake = FakeAzure::start().await;
+    fake.add_managed_identity(None);
+    fake.add_managed_identity(Some(OTHER_CLIENT));
+    let ids = identities(&fake);
+    let system = ids.resolve(&vm(None)).await.unwrap();
+    let user = ids.resolve(&vm(Some(OTHER_CLIENT))).await.unwrap();
+    assert_eq!(system.key.subject, "");
+    assert_eq!(user.key.client_id, OTHER_CLIENT);
+    assert_ne!(
+        token_of(&system).await.unwrap(),
+        token_of(&user).await.unwrap()
+    );
+    assert_eq!(fake.counts().imds, 2);
+    token_of(&ids.resolve(&vm(None)).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(fake.counts().imds, 2);
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.service == "imds" && r.path.contains(&format!("client_id={OTHER_CLIENT}")))
+    );
+}
+
+#[tokio::test]
+async fn unassigned_managed_identity_fails_cleanly() {
+    let fake = FakeAzure::start().await;
+    let ids = identities(&fake);
+    let resolved = ids.resolve(&vm(Some(OTHER_CLIENT))).await.unwrap();
+    let err = token_of(&resolved).await.unwrap_err();
+    assert_clean(&fake, &err, &["vm_managed_identity", "HTTP 400"]);
+}
+
+#[tokio::test]
+async fn imds_down_fails_fast_with_its_status() {
+    let fake = FakeAzure::start().await;
+    fake.add_managed_identity(None);
+    fake.inject(Fault::ImdsStatus {
+        count: 10,
+        status: 503,
+    });
+    let ids = identities(&fake);
+    let resolved = ids.resolve(&vm(None)).await.unwrap();
+    let started = std::time::Instant::now();
+    let err = token_of(&resolved).await.unwrap_err();
+    assert_clean(&fake, &err, &["vm_managed_identity", "HTTP 503"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no 72 s SDK retry loop"
+    );
+    assert_eq!(fake.counts().imds, 1);
+}
+
+// ---- pod identity (NMI) ----
+
+fn pod_identity(namespace: &str, name: &str) -> MountRequest {
+    let mut req = request(IdentityRequest::PodIdentity);
+    req.pod.namespace = namespace.into();
+    req.pod.name = name.into();
+    req
+}
+
+#[tokio::test]
+async fn pod_identity_succeeds_per_pod() {
+    let fake = FakeAzure::start().await;
+    fake.add_pod_identity("apps", "web-0", CLIENT);
+    fake.add_pod_identity("apps", "web-1", CLIENT);
+    let ids = identities(&fake);
+    let a = ids.resolve(&pod_identity("apps", "web-0")).await.unwrap();
+    let b = ids.resolve(&pod_identity("apps", "web-1")).await.unwrap();
+    assert_eq!(a.key.subject, "pod:apps/web-0");
+    assert_ne!(a.key, b.key);
+    token_of(&a).await.unwrap();
+    token_of(&a).await.unwrap();
+    token_of(&b).await.unwrap();
+    assert_eq!(fake.counts().nmi, 2);
+    let nmi = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.service == "nmi")
+        .unwrap();
+    assert_eq!(nmi.path, "/host/token/?resource=https://vault.azure.net");
+}
+
+#[tokio::test]
+async fn pod_identity_refused_by_nmi_fails_cleanly() {
+    let fake = FakeAzure::start().await;
+    let ids = identities(&fake);
+    let resolved = ids.resolve(&pod_identity("apps", "unbound")).await.unwrap();
+    let err = token_of(&resolved).await.unwrap_err();
+    assert_clean(
+        &fake,
+        &err,
+        &["pod_identity", "HTTP 403", "no AzureAssignedIdentity"],
+    );
+
+    fake.add_pod_identity("apps", "web-0", CLIENT);
+    fake.inject(Fault::NmiStatus {
+        count: 1,
+        status: 500,
+    });
+    let resolved = ids.resolve(&pod_identity("apps", "web-0")).await.unwrap();
+    let err = token_of(&resolved).await.unwrap_err();
+    assert_clean(&fake, &err, &["pod_identity", "HTTP 500"]);
+
+    let err = ids.resolve(&pod_identity("", "")).await.unwrap_err();
+    assert!(err.0.contains("podInfoOnMount"), "{err}");
+}
+
+// ---- invalidation, bounds, idle expiry ----
+
+#[tokio::test]
+async fn invalidate_token_forces_a_new_request() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    let ids = identities(&fake);
+    let resolved = ids.resolve(&sp(CLIENT, SECRET)).await.unwrap();
+    let before = token_of(&resolved).await.unwrap();
+    resolved.invalidate_token();
+    let after = token_of(&ids.resolve(&sp(CLIENT, SECRET)).await.unwrap())
+        .await
+        .unwrap();
+    assert_ne!(before, after);
+    assert_eq!(entra(&fake), 2);
+}
+
+#[tokio::test]
+async fn least_recently_used_identities_are_evicted() {
+    let fake = FakeAzure::start().await;
+    for i in 0..3 {
+        fake.add_client_secret(TENANT, CLIENT, &format!("secret-number-{i}"));
+    }
+    let ids = Identities::new(
+        fake.transport(),
+        AuthOptions {
+            max_identities: 2,
+            ..AuthOptions::default()
+        },
+    );
+    for i in 0..3 {
+        token_of(
+            &ids.resolve(&sp(CLIENT, &format!("secret-number-{i}")))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(ids.cached(), 2);
+    assert_eq!(entra(&fake), 3);
+    // The most recent two are still cached; the first was evicted.
+    token_of(&ids.resolve(&sp(CLIENT, "secret-number-2")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(entra(&fake), 3);
+    token_of(&ids.resolve(&sp(CLIENT, "secret-number-0")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(entra(&fake), 4);
+}
+
+#[tokio::test]
+async fn idle_identities_expire() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    let options = AuthOptions {
+        idle_ttl: Duration::from_millis(300),
+        ..AuthOptions::default()
+    };
+    let ids = Identities::new(fake.transport(), options);
+    token_of(&ids.resolve(&sp(CLIENT, SECRET)).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ids.cached(), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(ids.cached(), 0);
+    token_of(&ids.resolve(&sp(CLIENT, SECRET)).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(entra(&fake), 2);
+}
+
+// ---- modes this build refuses ----
+
+fn refused(err: AuthError, mode: &str) {
+    assert!(err.0.starts_with(mode), "{err}");
+    assert!(err.0.contains("not supported by this build"), "{err}");
+}
+
+#[tokio::test]
+async fn identity_binding_and_certificates_are_refused_clearly() {
+    let fake = FakeAzure::start().await;
+    let ids = identities(&fake);
+    let binding = request(IdentityRequest::AzureTokenProxy {
+        client_id: CLIENT.into(),
+        service_account_token: Sensitive::new(sa_token("apps", "web")),
+    });
+    refused(
+        ids.resolve(&binding).await.unwrap_err(),
+        "azure_token_proxy",
+    );
+    let missing = request(IdentityRequest::AzureTokenProxy {
+        client_id: String::new(),
+        service_account_token: Sensitive::new("x"),
+    });
+    assert!(
+        ids.resolve(&missing)
+            .await
+            .unwrap_err()
+            .0
+            .contains("clientID is required")
+    );
+
+    let cert = request(IdentityRequest::ServicePrincipalCertificate {
+        client_id: CLIENT.into(),
+        certificate: Sensitive::new("-----BEGIN PRIVATE KEY-----"),
+    });
+    let err = ids.resolve(&cert).await.unwrap_err();
+    assert!(!err.0.contains("BEGIN"));
+    refused(err, "service_principal_certificate");
+    assert_eq!(fake.counts(), Default::default());
+}
