@@ -13,7 +13,9 @@ pub fn parse_go_bool(value: &str) -> Result<bool, String> {
     match value {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        other => Err(format!("strconv.ParseBool: parsing {other:?}: invalid syntax")),
+        other => Err(format!(
+            "strconv.ParseBool: parsing {other:?}: invalid syntax"
+        )),
     }
 }
 
@@ -29,10 +31,14 @@ pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
     }
     let mut total = Duration::ZERO;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let seconds = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -49,7 +55,11 @@ pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
 }
 
 #[derive(Clone, Debug, Parser)]
-#[command(name = "akv-csi-provider", about = "Azure Key Vault provider for the Secrets Store CSI driver", disable_version_flag = true)]
+#[command(
+    name = "akv-csi-provider",
+    about = "Azure Key Vault provider for the Secrets Store CSI driver",
+    disable_version_flag = true
+)]
 pub struct Flags {
     /// gRPC endpoint: unix:///path/azure.sock or tcp://host:port.
     #[arg(long, default_value = "unix:///tmp/azure.sock")]
@@ -160,7 +170,14 @@ mod tests {
 
     #[test]
     fn go_style_booleans_and_verbosity() {
-        let f = Flags::try_parse_from(["p", "--construct-pem-chain=false", "--log-format-json", "-v=5", "--write-cert-and-key-in-separate-files=True"]).unwrap();
+        let f = Flags::try_parse_from([
+            "p",
+            "--construct-pem-chain=false",
+            "--log-format-json",
+            "-v=5",
+            "--write-cert-and-key-in-separate-files=True",
+        ])
+        .unwrap();
         assert!(!f.construct_pem_chain);
         assert!(f.log_format_json);
         assert!(f.write_cert_and_key_in_separate_files);
@@ -171,7 +188,10 @@ mod tests {
     #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_go_duration("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert!(parse_go_duration("5").is_err());
         assert!(parse_go_duration("abc").is_err());
     }

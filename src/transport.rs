@@ -51,14 +51,24 @@ impl Transport {
     /// The production client: system trust store plus `options.extra_ca_pem`.
     pub fn production(options: &TransportOptions) -> Result<Self, TransportError> {
         let client = reqwest_client(options)?;
-        Ok(Self { client: Arc::new(client) })
+        Ok(Self {
+            client: Arc::new(client),
+        })
     }
 
     /// Sends every request to `target` (scheme, host and port replaced; path and query kept),
     /// adding [`ORIGINAL_HOST_HEADER`]. For tests and the offline tools only.
-    pub fn redirect_all(target: Url, extra_ca_pem: Option<Vec<u8>>) -> Result<Self, TransportError> {
-        let inner = reqwest_client(&TransportOptions { extra_ca_pem, ..TransportOptions::default() })?;
-        Ok(Self { client: Arc::new(RedirectAll { target, inner }) })
+    pub fn redirect_all(
+        target: Url,
+        extra_ca_pem: Option<Vec<u8>>,
+    ) -> Result<Self, TransportError> {
+        let inner = reqwest_client(&TransportOptions {
+            extra_ca_pem,
+            ..TransportOptions::default()
+        })?;
+        Ok(Self {
+            client: Arc::new(RedirectAll { target, inner }),
+        })
     }
 
     /// Wraps any HTTP client (used by tests that count or fault requests).
@@ -89,9 +99,12 @@ fn reqwest_client(options: &TransportOptions) -> Result<reqwest::Client, Transpo
         .pool_idle_timeout(Duration::from_secs(90))
         .redirect(reqwest::redirect::Policy::none());
     if let Some(pem) = &options.extra_ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| TransportError(format!("extra CA bundle: {e}")))?;
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| TransportError(format!("extra CA bundle: {e}")))?;
         if certs.is_empty() {
-            return Err(TransportError("extra CA bundle holds no certificate".into()));
+            return Err(TransportError(
+                "extra CA bundle holds no certificate".into(),
+            ));
         }
         builder = builder.tls_certs_merge(certs);
     }

@@ -19,7 +19,10 @@ pub struct ContentOptions {
 
 impl Default for ContentOptions {
     fn default() -> Self {
-        Self { construct_pem_chain: true, write_cert_and_key_in_separate_files: false }
+        Self {
+            construct_pem_chain: true,
+            write_cert_and_key_in_separate_files: false,
+        }
     }
 }
 
@@ -53,7 +56,12 @@ pub struct RenderedFile {
 
 impl std::fmt::Debug for RenderedFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RenderedFile({:?}, {} bytes)", self.suffix, self.contents.len())
+        write!(
+            f,
+            "RenderedFile({:?}, {} bytes)",
+            self.suffix,
+            self.contents.len()
+        )
     }
 }
 

@@ -27,7 +27,9 @@ pub struct RequestDefaults {
 
 impl Default for RequestDefaults {
     fn default() -> Self {
-        Self { cloud_name: "AzurePublicCloud".into() }
+        Self {
+            cloud_name: "AzurePublicCloud".into(),
+        }
     }
 }
 
@@ -69,17 +71,31 @@ pub struct PodInfo {
 pub enum IdentityRequest {
     /// `clientID` set, no other mode: the pod's service-account token for audience
     /// `api://AzureADTokenExchange` is the client assertion.
-    WorkloadIdentity { client_id: String, service_account_token: Sensitive },
+    WorkloadIdentity {
+        client_id: String,
+        service_account_token: Sensitive,
+    },
     /// `nodePublishSecretRef` with `clientid` and `clientsecret` (keys case-insensitive).
-    ServicePrincipalSecret { client_id: String, client_secret: Sensitive },
+    ServicePrincipalSecret {
+        client_id: String,
+        client_secret: Sensitive,
+    },
     /// `nodePublishSecretRef` with `clientid` and `clientcert` (PEM with key, or base64 PFX).
-    ServicePrincipalCertificate { client_id: String, certificate: Sensitive },
+    ServicePrincipalCertificate {
+        client_id: String,
+        certificate: Sensitive,
+    },
     /// `useVMManagedIdentity`: IMDS, system-assigned or user-assigned by client id.
-    VmManagedIdentity { user_assigned_identity_id: Option<String> },
+    VmManagedIdentity {
+        user_assigned_identity_id: Option<String>,
+    },
     /// `usePodIdentity`: aad-pod-identity NMI on the node, keyed by the pod.
     PodIdentity,
     /// `useAzureTokenProxy`: identity binding, token for audience `api://AKSIdentityBinding`.
-    AzureTokenProxy { client_id: String, service_account_token: Sensitive },
+    AzureTokenProxy {
+        client_id: String,
+        service_account_token: Sensitive,
+    },
 }
 
 impl IdentityRequest {
@@ -154,7 +170,11 @@ pub struct ObjectSpec {
 impl ObjectSpec {
     /// Path of the (first) file, relative to the mount: alias if set, else name.
     pub fn file_name(&self) -> &str {
-        if self.alias.is_empty() { &self.name } else { &self.alias }
+        if self.alias.is_empty() {
+            &self.name
+        } else {
+            &self.alias
+        }
     }
 
     /// Object-version id as upstream: `<objectType>/<objectName>`.

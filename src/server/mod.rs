@@ -13,7 +13,11 @@ use crate::pb;
 #[async_trait::async_trait]
 pub trait MountHandler: Send + Sync + 'static {
     /// `deadline` comes from the call's `grpc-timeout`, if any.
-    async fn mount(&self, request: pb::MountRequest, deadline: Option<Instant>) -> Result<pb::MountResponse, tonic::Status>;
+    async fn mount(
+        &self,
+        request: pb::MountRequest,
+        deadline: Option<Instant>,
+    ) -> Result<pb::MountResponse, tonic::Status>;
 }
 
 /// Where to listen: `unix:///path/azure.sock` or `tcp://host:port`.

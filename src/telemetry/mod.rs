@@ -52,7 +52,14 @@ impl Metrics {
     pub fn cache(&self, _outcome: CacheOutcome) {}
 
     /// notAfter (Unix seconds) of a certificate served in a mount.
-    pub fn certificate_expiry(&self, _vault: &str, _object_type: &str, _object_name: &str, _not_after: i64) {}
+    pub fn certificate_expiry(
+        &self,
+        _vault: &str,
+        _object_type: &str,
+        _object_name: &str,
+        _not_after: i64,
+    ) {
+    }
 }
 
 /// Decrements the in-flight mount gauge on drop.

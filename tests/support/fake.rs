@@ -1,31 +1,70 @@
-//! A fake of the Azure endpoints the provider talks to, speaking their real REST shapes.
-//!
-//! TODO(fake helper): implement every function below. The API is the contract other tests use.
+//! A fake of the Azure endpoints the provider talks to, speaking their real REST shapes, so that
+//! integration tests and the benchmark run the real SDK and the real provider over real HTTP on
+//! loopback, with no packet leaving the machine.
 //!
 //! Routing: the provider's redirecting transport (`Transport::redirect_all`) keeps the production
-//! URL's path and query and sets `x-original-host`:
+//! URL's path and query and sets `x-original-host`; the fake routes on that host, falling back to
+//! the path shape:
 //! - `<vault>.vault.azure.net` (or any `<vault>.<suffix>`): Key Vault data plane, API 2025-07-01.
 //! - `login.microsoftonline.com` (or any host with `/<tenant>/oauth2/v2.0/token`): Entra ID.
 //! - `169.254.169.254`: IMDS `/metadata/identity/oauth2/token`.
 //! - `127.0.0.1:2579` / `localhost:2579`: NMI `/host/token/`.
-#![allow(dead_code, unused_variables)]
+//!
+//! Conventions other tests rely on:
+//! - Key Vault challenges unauthenticated requests with
+//!   `Bearer authorization="https://login.microsoftonline.com/<CHALLENGE_TENANT_ID>", resource="https://<suffix>"`
+//!   where `<suffix>` is the original host without its first label (`vault.azure.net`). The login
+//!   host follows the cloud of the vault suffix (`.cn` → `login.chinacloudapi.cn`, `.us` →
+//!   `login.microsoftonline.us`).
+//! - Tokens are opaque random strings bound to an identity (client id, or [`SYSTEM_IDENTITY`] for
+//!   the system-assigned managed identity), a resource (`https://vault.azure.net`, no trailing
+//!   slash, no `/.default`) and an expiry.
+//! - Key Vault faults apply to every Key Vault request in arrival order, challenge round trips
+//!   included, before authentication is checked.
+#![allow(dead_code)]
 
-use std::time::Duration;
+mod identity;
+mod keyvault;
+mod server;
+mod tls;
 
-/// A running fake. Dropping it stops the server.
-pub struct FakeAzure {}
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+
+/// The tenant named in Key Vault's `WWW-Authenticate` challenge. Credentials use their own tenant;
+/// the SDK does not read this one.
+pub const CHALLENGE_TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+/// The identity name of the system-assigned managed identity in [`FakeAzure::grant`].
+pub const SYSTEM_IDENTITY: &str = "system";
+
+/// The client id IMDS reports for the system-assigned managed identity.
+pub const SYSTEM_ASSIGNED_CLIENT_ID: &str = "5a1b7c3d-0000-4000-8000-000000000515";
+
+/// A running fake. Dropping it stops the server and closes its connections.
+pub struct FakeAzure {
+    shared: Arc<Shared>,
+    url: String,
+    ca_pem: Option<Vec<u8>>,
+    server: tokio::task::JoinHandle<()>,
+}
 
 /// A request the fake received (for assertions).
 #[derive(Clone, Debug)]
 pub struct Recorded {
-    /// `keyvault`, `entra`, `imds`, `nmi`.
+    /// `keyvault`, `entra`, `imds`, `nmi` (`unknown` for anything else).
     pub service: &'static str,
     pub method: String,
     /// Path and query.
     pub path: String,
     /// The `x-original-host` header.
     pub host: String,
-    /// Status the fake answered.
+    /// Status the fake answered (0 when the connection was reset without an answer).
     pub status: u16,
     /// Whether an `Authorization: Bearer` header was present.
     pub authorized: bool,
@@ -52,7 +91,11 @@ pub enum Fault {
     /// Key Vault answers this status with an error body.
     KeyVaultStatus { count: u32, status: u16 },
     /// Entra ID answers this status with an `AADSTS` error body.
-    EntraStatus { count: u32, status: u16, aadsts: &'static str },
+    EntraStatus {
+        count: u32,
+        status: u16,
+        aadsts: &'static str,
+    },
     /// IMDS answers this status.
     ImdsStatus { count: u32, status: u16 },
     /// NMI answers this status.
@@ -61,131 +104,570 @@ pub enum Fault {
     KeyVaultReset { count: u32 },
 }
 
+impl Fault {
+    fn service(&self) -> Service {
+        match self {
+            Fault::KeyVaultThrottle { .. }
+            | Fault::KeyVaultStatus { .. }
+            | Fault::KeyVaultReset { .. } => Service::KeyVault,
+            Fault::EntraStatus { .. } => Service::Entra,
+            Fault::ImdsStatus { .. } => Service::Imds,
+            Fault::NmiStatus { .. } => Service::Nmi,
+        }
+    }
+
+    fn count_mut(&mut self) -> &mut u32 {
+        match self {
+            Fault::KeyVaultThrottle { count, .. }
+            | Fault::KeyVaultStatus { count, .. }
+            | Fault::EntraStatus { count, .. }
+            | Fault::ImdsStatus { count, .. }
+            | Fault::NmiStatus { count, .. }
+            | Fault::KeyVaultReset { count } => count,
+        }
+    }
+}
+
+/// The endpoint family a request is addressed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Service {
+    KeyVault,
+    Entra,
+    Imds,
+    Nmi,
+    Unknown,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Service::KeyVault => "keyvault",
+            Service::Entra => "entra",
+            Service::Imds => "imds",
+            Service::Nmi => "nmi",
+            Service::Unknown => "unknown",
+        }
+    }
+}
+
+/// Kinds of Key Vault objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Secret,
+    Key,
+    Certificate,
+}
+
+/// What a stored object version holds.
+#[derive(Clone, Debug)]
+enum Payload {
+    Secret {
+        value: String,
+        content_type: Option<String>,
+        kid: Option<String>,
+    },
+    Key {
+        jwk: serde_json::Value,
+    },
+    Certificate {
+        cer: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct ObjectVersion {
+    version: String,
+    created: i64,
+    enabled: bool,
+    payload: Payload,
+}
+
+/// A stored object: its name as first added, and its versions in insertion order.
+#[derive(Clone, Debug, Default)]
+struct StoredObject {
+    name: String,
+    versions: Vec<ObjectVersion>,
+}
+
+/// An app registration (service principal) in one tenant.
+#[derive(Clone, Debug, Default)]
+struct AppRegistration {
+    secrets: Vec<String>,
+    federated: Vec<FederatedCredential>,
+}
+
+#[derive(Clone, Debug)]
+struct FederatedCredential {
+    issuer: String,
+    subject: String,
+    audience: String,
+}
+
+/// An injected fault and how many more requests it applies to (always > 0 while stored).
+struct PendingFault {
+    fault: Fault,
+    left: u32,
+}
+
+/// What an access token the fake issued is bound to.
+#[derive(Clone, Debug)]
+struct IssuedToken {
+    identity: String,
+    resource: String,
+    expires: Instant,
+    revoked: bool,
+}
+
+/// Mutable state behind the server.
+struct State {
+    objects: HashMap<(String, Kind, String), StoredObject>,
+    page_size: usize,
+    apps: HashMap<(String, String), AppRegistration>,
+    managed_identities: HashSet<String>,
+    pods: HashMap<(String, String), String>,
+    grants: HashMap<String, HashSet<String>>,
+    token_lifetime: Duration,
+    tokens: HashMap<String, IssuedToken>,
+    faults: Vec<PendingFault>,
+    keyvault_latency: Duration,
+    token_latency: Duration,
+    counts: Counts,
+    requests: Vec<Recorded>,
+    sensitive: Vec<String>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            objects: HashMap::new(),
+            page_size: 25,
+            apps: HashMap::new(),
+            managed_identities: HashSet::new(),
+            pods: HashMap::new(),
+            grants: HashMap::new(),
+            token_lifetime: Duration::from_secs(3600),
+            tokens: HashMap::new(),
+            faults: Vec::new(),
+            keyvault_latency: Duration::ZERO,
+            token_latency: Duration::ZERO,
+            counts: Counts::default(),
+            requests: Vec::new(),
+            sensitive: Vec::new(),
+        }
+    }
+}
+
+impl State {
+    /// Takes one use of the first pending fault for `service`, if any.
+    fn take_fault(&mut self, service: Service) -> Option<Fault> {
+        let index = self
+            .faults
+            .iter()
+            .position(|p| p.fault.service() == service)?;
+        let pending = &mut self.faults[index];
+        let taken = pending.fault.clone();
+        pending.left -= 1;
+        if pending.left == 0 {
+            self.faults.remove(index);
+        }
+        Some(taken)
+    }
+
+    fn remember_sensitive(&mut self, value: &str) {
+        if !value.is_empty() && !self.sensitive.iter().any(|s| s == value) {
+            self.sensitive.push(value.to_string());
+        }
+    }
+
+    /// Issues an opaque random token for `identity` and `resource` with the configured lifetime.
+    fn issue_token(&mut self, identity: &str, resource: &str) -> (String, Duration) {
+        let token = random_token();
+        let lifetime = self.token_lifetime;
+        self.tokens.insert(
+            token.clone(),
+            IssuedToken {
+                identity: identity.to_string(),
+                resource: normalize_resource(resource),
+                expires: Instant::now() + lifetime,
+                revoked: false,
+            },
+        );
+        self.remember_sensitive(&token);
+        (token, lifetime)
+    }
+}
+
+/// State shared between the handle and the server tasks.
+struct Shared {
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not wedge the fake for the others.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl FakeAzure {
     /// Plain HTTP on 127.0.0.1, random port.
     pub async fn start() -> FakeAzure {
-        todo!()
+        Self::launch(None).await
     }
 
     /// HTTPS on 127.0.0.1 with a throwaway CA (certificate for `localhost` and `127.0.0.1`).
     pub async fn start_tls() -> FakeAzure {
-        todo!()
+        let material = tls::mint();
+        Self::launch(Some(material)).await
+    }
+
+    async fn launch(tls: Option<tls::TlsMaterial>) -> FakeAzure {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("fake Azure: cannot bind 127.0.0.1:0");
+        let port = listener
+            .local_addr()
+            .expect("fake Azure: bound listener has an address")
+            .port();
+        let (url, ca_pem, acceptor) = match tls {
+            Some(material) => (
+                format!("https://localhost:{port}/"),
+                Some(material.ca_pem),
+                Some(material.acceptor),
+            ),
+            None => (format!("http://127.0.0.1:{port}/"), None, None),
+        };
+        let server = tokio::spawn(server::serve(listener, acceptor, shared.clone()));
+        FakeAzure {
+            shared,
+            url,
+            ca_pem,
+            server,
+        }
     }
 
     /// `http://127.0.0.1:<port>/` or `https://localhost:<port>/`.
     pub fn url(&self) -> String {
-        todo!()
+        self.url.clone()
     }
 
     /// The throwaway CA in PEM (TLS fakes only).
     pub fn ca_pem(&self) -> Option<Vec<u8>> {
-        todo!()
+        self.ca_pem.clone()
     }
 
     /// The provider's redirecting transport pointed at this fake (trusting its CA when TLS).
     pub fn transport(&self) -> akv_csi_provider::transport::Transport {
-        todo!()
+        let target = url::Url::parse(&self.url).expect("fake Azure: own URL parses");
+        akv_csi_provider::transport::Transport::redirect_all(target, self.ca_pem.clone())
+            .expect("fake Azure: redirecting transport builds")
     }
 
     /// Latency added before every Key Vault / token (Entra, IMDS, NMI) response.
     pub fn set_latency(&self, keyvault: Duration, token: Duration) {
-        todo!()
+        let mut state = self.shared.lock();
+        state.keyvault_latency = keyvault;
+        state.token_latency = token;
     }
 
     // ---- Key Vault content (vault = the vault name, e.g. "myvault") ----
 
     /// A secret version. `created` is Unix seconds; versions are 32 hex chars in real Key Vault
     /// but any string works here.
-    pub fn add_secret(&self, vault: &str, name: &str, version: &str, value: &str, content_type: Option<&str>, kid: Option<&str>, created: i64, enabled: bool) {
-        todo!()
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        version: &str,
+        value: &str,
+        content_type: Option<&str>,
+        kid: Option<&str>,
+        created: i64,
+        enabled: bool,
+    ) {
+        let payload = Payload::Secret {
+            value: value.to_string(),
+            content_type: content_type.map(str::to_string),
+            kid: kid.map(str::to_string),
+        };
+        self.add_object(
+            vault,
+            Kind::Secret,
+            name,
+            version,
+            payload,
+            created,
+            enabled,
+        );
     }
 
     /// A key version; `jwk` is the JSON Web Key as Key Vault returns it (base64url fields).
-    pub fn add_key(&self, vault: &str, name: &str, version: &str, jwk: serde_json::Value, created: i64, enabled: bool) {
-        todo!()
+    pub fn add_key(
+        &self,
+        vault: &str,
+        name: &str,
+        version: &str,
+        jwk: serde_json::Value,
+        created: i64,
+        enabled: bool,
+    ) {
+        self.add_object(
+            vault,
+            Kind::Key,
+            name,
+            version,
+            Payload::Key { jwk },
+            created,
+            enabled,
+        );
     }
 
     /// A certificate version; `cer` is the DER certificate.
-    pub fn add_certificate(&self, vault: &str, name: &str, version: &str, cer: &[u8], created: i64, enabled: bool) {
-        todo!()
+    pub fn add_certificate(
+        &self,
+        vault: &str,
+        name: &str,
+        version: &str,
+        cer: &[u8],
+        created: i64,
+        enabled: bool,
+    ) {
+        self.add_object(
+            vault,
+            Kind::Certificate,
+            name,
+            version,
+            Payload::Certificate { cer: cer.to_vec() },
+            created,
+            enabled,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_object(
+        &self,
+        vault: &str,
+        kind: Kind,
+        name: &str,
+        version: &str,
+        payload: Payload,
+        created: i64,
+        enabled: bool,
+    ) {
+        let mut state = self.shared.lock();
+        let object = state
+            .objects
+            .entry((vault.to_ascii_lowercase(), kind, name.to_ascii_lowercase()))
+            .or_insert_with(|| StoredObject {
+                name: name.to_string(),
+                versions: Vec::new(),
+            });
+        object.versions.retain(|v| v.version != version);
+        object.versions.push(ObjectVersion {
+            version: version.to_string(),
+            created,
+            enabled,
+            payload,
+        });
     }
 
     /// Versions per page of `/versions` listings (default 25); `nextLink` points back at the fake.
     pub fn set_page_size(&self, n: usize) {
-        todo!()
+        self.shared.lock().page_size = n.max(1);
     }
 
     // ---- identities ----
 
     /// A service principal with a client secret.
     pub fn add_client_secret(&self, tenant: &str, client_id: &str, secret: &str) {
-        todo!()
+        let mut state = self.shared.lock();
+        state.remember_sensitive(secret);
+        state
+            .apps
+            .entry((tenant.to_string(), client_id.to_string()))
+            .or_default()
+            .secrets
+            .push(secret.to_string());
     }
 
     /// A federated credential: an assertion JWT with this issuer, subject and audience is
     /// accepted for the client id.
-    pub fn add_federated_credential(&self, tenant: &str, client_id: &str, issuer: &str, subject: &str, audience: &str) {
-        todo!()
+    pub fn add_federated_credential(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        issuer: &str,
+        subject: &str,
+        audience: &str,
+    ) {
+        let credential = FederatedCredential {
+            issuer: issuer.to_string(),
+            subject: subject.to_string(),
+            audience: audience.to_string(),
+        };
+        let mut state = self.shared.lock();
+        state
+            .apps
+            .entry((tenant.to_string(), client_id.to_string()))
+            .or_default()
+            .federated
+            .push(credential);
     }
 
     /// A managed identity on the node: `None` is the system-assigned one.
     pub fn add_managed_identity(&self, client_id: Option<&str>) {
-        todo!()
+        self.shared
+            .lock()
+            .managed_identities
+            .insert(client_id.unwrap_or(SYSTEM_IDENTITY).to_string());
     }
 
     /// aad-pod-identity: the pod `namespace/name` is bound to this client id.
     pub fn add_pod_identity(&self, namespace: &str, pod: &str, client_id: &str) {
-        todo!()
+        self.shared.lock().pods.insert(
+            (namespace.to_string(), pod.to_string()),
+            client_id.to_string(),
+        );
     }
 
     /// Grants an identity (client id; `"system"` for the system-assigned MI) access to a vault.
     /// Tokens of identities without access get 403 from Key Vault.
     pub fn grant(&self, vault: &str, client_id: &str) {
-        todo!()
+        self.shared
+            .lock()
+            .grants
+            .entry(vault.to_ascii_lowercase())
+            .or_default()
+            .insert(client_id.to_string());
     }
 
     /// Access-token lifetime the fake issues (default 1 h).
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        todo!()
+        self.shared.lock().token_lifetime = lifetime;
     }
 
     /// Key Vault rejects every token issued so far with 401 (as for a revoked token).
     pub fn revoke_tokens(&self) {
-        todo!()
+        self.shared
+            .lock()
+            .tokens
+            .values_mut()
+            .for_each(|t| t.revoked = true);
     }
 
     // ---- faults and observation ----
 
-    pub fn inject(&self, fault: Fault) {
-        todo!()
+    pub fn inject(&self, mut fault: Fault) {
+        let left = *fault.count_mut();
+        if left > 0 {
+            self.shared.lock().faults.push(PendingFault { fault, left });
+        }
     }
 
     pub fn counts(&self) -> Counts {
-        todo!()
+        self.shared.lock().counts
     }
 
     pub fn reset_counts(&self) {
-        todo!()
+        self.shared.lock().counts = Counts::default();
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        todo!()
+        self.shared.lock().requests.clone()
     }
 
     /// Every access token, client assertion and client secret the fake has seen or issued, for
     /// tests that check logs and errors never contain them.
     pub fn sensitive_strings(&self) -> Vec<String> {
-        todo!()
+        self.shared.lock().sensitive.clone()
+    }
+}
+
+impl Drop for FakeAzure {
+    fn drop(&mut self) {
+        // Aborting the accept loop drops its JoinSet, which aborts every connection task.
+        self.server.abort();
     }
 }
 
 /// An unsigned service-account JWT (`alg: none`) with these claims, as kubelet would mint for the
 /// CSI driver's `tokenRequests`; `exp` is Unix seconds.
-pub fn service_account_token(issuer: &str, namespace: &str, service_account: &str, audience: &str, exp: i64) -> String {
-    todo!()
+pub fn service_account_token(
+    issuer: &str,
+    namespace: &str,
+    service_account: &str,
+    audience: &str,
+    exp: i64,
+) -> String {
+    let header = serde_json::json!({ "alg": "none", "typ": "JWT" });
+    let claims = serde_json::json!({
+        "iss": issuer,
+        "sub": format!("system:serviceaccount:{namespace}:{service_account}"),
+        "aud": audience,
+        "exp": exp,
+        "iat": unix_now(),
+        "nbf": unix_now(),
+        "kubernetes.io": {
+            "namespace": namespace,
+            "serviceaccount": { "name": service_account, "uid": "00000000-0000-4000-8000-00000000000a" },
+        },
+    });
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
 }
 
 /// The `csi.storage.k8s.io/serviceAccount.tokens` attribute value for these (audience, token) pairs.
+/// `expirationTimestamp` is the token's `exp` claim when it has one, else one hour from now.
 pub fn service_account_tokens_attribute(tokens: &[(&str, &str)]) -> String {
-    todo!()
+    let map: serde_json::Map<String, serde_json::Value> = tokens
+        .iter()
+        .map(|(audience, token)| {
+            let exp = identity::jwt_claims(token)
+                .and_then(|c| c.get("exp").and_then(serde_json::Value::as_i64));
+            let expiration = rfc3339(exp.unwrap_or_else(|| unix_now() + 3600));
+            (
+                audience.to_string(),
+                serde_json::json!({ "token": token, "expirationTimestamp": expiration }),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// 32 random bytes, base64url: opaque like an Entra access token.
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("fake.{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `https://vault.azure.net/.default` and `https://vault.azure.net/` → `https://vault.azure.net`.
+fn normalize_resource(resource: &str) -> String {
+    resource
+        .strip_suffix("/.default")
+        .unwrap_or(resource)
+        .trim_end_matches('/')
+        .to_string()
 }

@@ -1,0 +1,354 @@
+//! The token issuers: Entra ID's v2 token endpoint (client secret and client assertion),
+//! IMDS (managed identities) and aad-pod-identity's NMI. Every token they issue is recorded with
+//! its identity, resource and expiry so Key Vault can check it.
+
+use axum::{
+    body::Body,
+    http::{Response, StatusCode, request::Parts},
+};
+use base64::{
+    Engine as _,
+    engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD},
+};
+use serde_json::{Value, json};
+
+use super::{
+    AppRegistration, Fault, SYSTEM_ASSIGNED_CLIENT_ID, SYSTEM_IDENTITY, Service, Shared,
+    normalize_resource,
+    server::{Outcome, json, query, query_value, status, text},
+    unix_now,
+};
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Counts the request, waits the token latency and takes a pending fault of `service`.
+async fn begin(shared: &Shared, service: Service) -> Option<Fault> {
+    let latency = {
+        let mut state = shared.lock();
+        match service {
+            Service::Entra => state.counts.entra_tokens += 1,
+            Service::Imds => state.counts.imds += 1,
+            _ => state.counts.nmi += 1,
+        }
+        state.token_latency
+    };
+    tokio::time::sleep(latency).await;
+    shared.lock().take_fault(service)
+}
+
+// ---- Entra ID ----
+
+/// An Entra ID error: `(status, error, AADSTS number, description)`.
+struct EntraError(StatusCode, &'static str, u32, String);
+
+impl EntraError {
+    fn response(&self) -> Response<Body> {
+        let EntraError(status, error, code, description) = self;
+        let body = json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {description} Trace ID: 00000000-0000-0000-0000-000000000000 Correlation ID: 00000000-0000-0000-0000-000000000000 Timestamp: {}", super::rfc3339(unix_now())),
+            "error_codes": [code],
+            "timestamp": super::rfc3339(unix_now()),
+            "trace_id": "00000000-0000-0000-0000-000000000000",
+            "correlation_id": "00000000-0000-0000-0000-000000000000",
+            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+        });
+        json(*status, &body)
+    }
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`.
+pub(super) async fn entra(shared: &Shared, parts: &Parts, body: Body) -> Outcome {
+    if let Some(Fault::EntraStatus {
+        status: code,
+        aadsts,
+        ..
+    }) = begin(shared, Service::Entra).await
+    {
+        let status = status(code);
+        let number = aadsts.trim_start_matches("AADSTS").parse().unwrap_or(0);
+        let error = if status.is_server_error() {
+            "temporarily_unavailable"
+        } else {
+            "invalid_request"
+        };
+        return Outcome::Reply(
+            EntraError(status, error, number, "Injected failure.".into()).response(),
+        );
+    }
+    let form = match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(bytes) => url::form_urlencoded::parse(&bytes)
+            .into_owned()
+            .collect::<Vec<_>>(),
+        Err(_) => Vec::new(),
+    };
+    let tenant = parts
+        .uri
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let reply = match issue_entra_token(shared, &tenant, &form) {
+        Ok(body) => json(StatusCode::OK, &body),
+        Err(error) => error.response(),
+    };
+    Outcome::Reply(reply)
+}
+
+fn issue_entra_token(
+    shared: &Shared,
+    tenant: &str,
+    form: &[(String, String)],
+) -> Result<Value, EntraError> {
+    let field = |name: &str| query_value(form, name).filter(|v| !v.is_empty());
+    let mut state = shared.lock();
+    for secret in ["client_secret", "client_assertion"]
+        .iter()
+        .filter_map(|name| field(name))
+    {
+        state.remember_sensitive(secret);
+    }
+    let missing = |name: &str| {
+        EntraError(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            format!("The request body must contain the following parameter: '{name}'."),
+        )
+    };
+    if field("grant_type") != Some("client_credentials") {
+        return Err(missing("grant_type"));
+    }
+    let client_id = field("client_id").ok_or_else(|| missing("client_id"))?;
+    let scope = field("scope").ok_or_else(|| missing("scope"))?;
+    let Some(app) = state
+        .apps
+        .get(&(tenant.to_string(), client_id.to_string()))
+        .cloned()
+    else {
+        return Err(EntraError(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
+            ),
+        ));
+    };
+    match (field("client_secret"), field("client_assertion")) {
+        (Some(secret), _) => check_secret(&app, secret)?,
+        (None, Some(assertion)) => {
+            if field("client_assertion_type") != Some(ASSERTION_TYPE) {
+                return Err(missing("client_assertion_type"));
+            }
+            check_assertion(&app, assertion)?
+        }
+        (None, None) => {
+            return Err(EntraError(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into(),
+            ));
+        }
+    }
+    let (token, lifetime) = state.issue_token(client_id, scope);
+    let secs = lifetime.as_secs();
+    Ok(
+        json!({ "token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": token }),
+    )
+}
+
+fn check_secret(app: &AppRegistration, secret: &str) -> Result<(), EntraError> {
+    if app.secrets.iter().any(|s| s == secret) {
+        return Ok(());
+    }
+    Err(EntraError(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        7000215,
+        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into(),
+    ))
+}
+
+fn check_assertion(app: &AppRegistration, assertion: &str) -> Result<(), EntraError> {
+    let Some(claims) = jwt_claims(assertion) else {
+        return Err(EntraError(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed.".into(),
+        ));
+    };
+    let claim = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        Some(Value::String(aud)) => vec![aud.as_str()],
+        _ => Vec::new(),
+    };
+    if claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_none_or(|exp| exp <= unix_now())
+    {
+        return Err(EntraError(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            700024,
+            "Client assertion is not within its valid time range.".into(),
+        ));
+    }
+    let matches = app.federated.iter().any(|f| {
+        f.issuer == claim("iss")
+            && f.subject == claim("sub")
+            && audiences.contains(&f.audience.as_str())
+    });
+    if matches {
+        return Ok(());
+    }
+    Err(EntraError(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        70021,
+        format!(
+            "No matching federated identity record found for presented assertion. Assertion Issuer: '{}'. Assertion Subject: '{}'. Assertion Audience: '{}'.",
+            claim("iss"),
+            claim("sub"),
+            audiences.join(","),
+        ),
+    ))
+}
+
+/// The claims of a JWT, without verifying its signature.
+pub(super) fn jwt_claims(jwt: &str) -> Option<serde_json::Map<String, Value>> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .or_else(|_| URL_SAFE.decode(payload))
+        .ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(claims) => Some(claims),
+        _ => None,
+    }
+}
+
+// ---- IMDS ----
+
+/// `GET /metadata/identity/oauth2/token?api-version=..&resource=..[&client_id=..]`.
+pub(super) async fn imds(shared: &Shared, parts: &Parts) -> Outcome {
+    if let Some(Fault::ImdsStatus { status: code, .. }) = begin(shared, Service::Imds).await {
+        return Outcome::Reply(imds_error(
+            status(code),
+            "unknown_error",
+            "Injected failure.",
+        ));
+    }
+    let metadata = parts.headers.get("metadata").and_then(|v| v.to_str().ok());
+    if !metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Outcome::Reply(imds_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required metadata header not specified",
+        ));
+    }
+    let pairs = query(&parts.uri);
+    let Some(resource) = query_value(&pairs, "resource").filter(|r| !r.is_empty()) else {
+        return Outcome::Reply(imds_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required query variable 'resource' is missing",
+        ));
+    };
+    let requested = ["client_id", "object_id", "msi_res_id", "mi_res_id"]
+        .iter()
+        .find_map(|name| query_value(&pairs, name));
+    let identity = requested.unwrap_or(SYSTEM_IDENTITY);
+    let mut state = shared.lock();
+    if !state.managed_identities.contains(identity) {
+        return Outcome::Reply(imds_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Identity not found",
+        ));
+    }
+    let (token, lifetime) = state.issue_token(identity, resource);
+    let now = unix_now();
+    let secs = lifetime.as_secs() as i64;
+    let client_id = requested.unwrap_or(SYSTEM_ASSIGNED_CLIENT_ID);
+    Outcome::Reply(json(
+        StatusCode::OK,
+        &json!({
+            "access_token": token,
+            "client_id": client_id,
+            "expires_in": secs.to_string(),
+            "expires_on": (now + secs).to_string(),
+            "ext_expires_in": secs.to_string(),
+            "not_before": now.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+        }),
+    ))
+}
+
+fn imds_error(status: StatusCode, error: &str, description: &str) -> Response<Body> {
+    json(
+        status,
+        &json!({ "error": error, "error_description": description }),
+    )
+}
+
+// ---- NMI ----
+
+/// `GET /host/token/?resource=..` with `podns` and `podname` headers.
+pub(super) async fn nmi(shared: &Shared, parts: &Parts) -> Outcome {
+    if let Some(Fault::NmiStatus { status: code, .. }) = begin(shared, Service::Nmi).await {
+        return Outcome::Reply(text(status(code), "injected failure"));
+    }
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+    };
+    let (Some(namespace), Some(pod)) = (header("podns"), header("podname")) else {
+        return Outcome::Reply(text(
+            StatusCode::BAD_REQUEST,
+            "missing podname or podns headers in request",
+        ));
+    };
+    let pairs = query(&parts.uri);
+    let Some(resource) = query_value(&pairs, "resource").filter(|r| !r.is_empty()) else {
+        return Outcome::Reply(text(
+            StatusCode::BAD_REQUEST,
+            "parameter resource cannot be empty",
+        ));
+    };
+    let mut state = shared.lock();
+    let Some(client_id) = state
+        .pods
+        .get(&(namespace.to_string(), pod.to_string()))
+        .cloned()
+    else {
+        let message = format!(
+            "failed to get service principal token for pod:{namespace}/{pod}, error: no AzureAssignedIdentity found for pod:{namespace}/{pod} in assigned state"
+        );
+        return Outcome::Reply(text(StatusCode::FORBIDDEN, &message));
+    };
+    let (token, lifetime) = state.issue_token(&client_id, resource);
+    let expires_on = unix_now() + lifetime.as_secs() as i64;
+    Outcome::Reply(json(
+        StatusCode::OK,
+        &json!({
+            "token": {
+                "access_token": token,
+                "expires_on": expires_on.to_string(),
+                "resource": normalize_resource(resource),
+                "token_type": "Bearer",
+            },
+            "clientid": client_id,
+        }),
+    ))
+}
