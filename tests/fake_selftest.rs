@@ -421,7 +421,6 @@ fn managed_identity_client(fake: &FakeAzure, client_id: Option<&str>) -> SecretC
     let options = ManagedIdentityCredentialOptions {
         user_assigned_id: client_id.map(|id| UserAssignedId::ClientId(id.to_string())),
         client_options: fake.transport().client_options(),
-        ..Default::default()
     };
     secret_client(
         fake,
@@ -479,10 +478,27 @@ async fn managed_identities_through_imds() {
     );
 }
 
-async fn nmi_get(fake: &FakeAzure, headers: &[(&'static str, &str)]) -> (StatusCode, String) {
-    let url = Url::parse("http://127.0.0.1:2579/host/token/?resource=https://vault.azure.net")
-        .expect("url");
-    let mut request = Request::new(url, Method::Get);
+#[tokio::test]
+async fn imds_rejects_requests_without_metadata_header() {
+    let fake = FakeAzure::start().await;
+    fake.add_managed_identity(None);
+    let url = "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://vault.azure.net";
+    let (status, body) = raw_get(&fake, url, &[]).await;
+    assert_eq!(status, StatusCode::BadRequest, "{body}");
+    let (status, body) = raw_get(&fake, url, &[("metadata", "true")]).await;
+    assert_eq!(status, StatusCode::Ok, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(body["resource"], "https://vault.azure.net");
+    assert_eq!(body["token_type"], "Bearer");
+}
+
+/// A GET through the redirecting transport's raw client (never any other client).
+async fn raw_get(
+    fake: &FakeAzure,
+    url: &str,
+    headers: &[(&'static str, &str)],
+) -> (StatusCode, String) {
+    let mut request = Request::new(Url::parse(url).expect("url"), Method::Get);
     for (name, value) in headers {
         request.insert_header(*name, value.to_string());
     }
@@ -491,12 +507,21 @@ async fn nmi_get(fake: &FakeAzure, headers: &[(&'static str, &str)]) -> (StatusC
         .http_client()
         .execute_request(&request)
         .await
-        .expect("NMI answers");
+        .expect("the fake answers");
     let status = response.status();
     (
         status,
         response.into_body().collect_string().await.expect("body"),
     )
+}
+
+async fn nmi_get(fake: &FakeAzure, headers: &[(&'static str, &str)]) -> (StatusCode, String) {
+    raw_get(
+        fake,
+        "http://127.0.0.1:2579/host/token/?resource=https://vault.azure.net",
+        headers,
+    )
+    .await
 }
 
 #[tokio::test]

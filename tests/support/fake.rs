@@ -20,8 +20,14 @@
 //!   the system-assigned managed identity), a resource (`https://vault.azure.net`, no trailing
 //!   slash, no `/.default`) and an expiry.
 //! - Key Vault faults apply to every Key Vault request in arrival order, challenge round trips
-//!   included, before authentication is checked.
-#![allow(dead_code)]
+//!   included, before authentication is checked; they are consumed in injection order.
+//! - Key Vault and IMDS require the `api-version` query parameter (any value), as the real ones do.
+//! - Key Vault 403 (identity not granted) uses code `Forbidden` with inner error `AccessDenied`;
+//!   missing objects/versions 404 with `SecretNotFound`/`KeyNotFound`/`CertificateNotFound`.
+//! - Entra ID errors: unknown client `AADSTS700016` (400 `unauthorized_client`), bad secret
+//!   `AADSTS7000215` (401 `invalid_client`), no matching federated credential `AADSTS70021`
+//!   (400 `invalid_request`), expired assertion `AADSTS700024` (400 `invalid_client`), malformed
+//!   assertion `AADSTS50027`, missing parameter `AADSTS900144`. Bodies never echo secrets.
 
 mod identity;
 mod keyvault;
@@ -51,6 +57,8 @@ pub struct FakeAzure {
     shared: Arc<Shared>,
     url: String,
     ca_pem: Option<Vec<u8>>,
+    /// Built on first use and shared: building a reqwest client loads the trust store.
+    transport: std::sync::OnceLock<akv_csi_provider::transport::Transport>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -347,6 +355,7 @@ impl FakeAzure {
             shared,
             url,
             ca_pem,
+            transport: std::sync::OnceLock::new(),
             server,
         }
     }
@@ -362,10 +371,15 @@ impl FakeAzure {
     }
 
     /// The provider's redirecting transport pointed at this fake (trusting its CA when TLS).
+    /// Every call returns a handle on the same client (and connection pool).
     pub fn transport(&self) -> akv_csi_provider::transport::Transport {
-        let target = url::Url::parse(&self.url).expect("fake Azure: own URL parses");
-        akv_csi_provider::transport::Transport::redirect_all(target, self.ca_pem.clone())
-            .expect("fake Azure: redirecting transport builds")
+        self.transport
+            .get_or_init(|| {
+                let target = url::Url::parse(&self.url).expect("fake Azure: own URL parses");
+                akv_csi_provider::transport::Transport::redirect_all(target, self.ca_pem.clone())
+                    .expect("fake Azure: redirecting transport builds")
+            })
+            .clone()
     }
 
     /// Latency added before every Key Vault / token (Entra, IMDS, NMI) response.

@@ -154,7 +154,9 @@ fn issue_entra_token(
             ));
         }
     }
-    let (token, lifetime) = state.issue_token(client_id, scope);
+    // The SDK sends one `<resource>/.default` scope; the token is bound to the first one.
+    let resource = scope.split_whitespace().next().unwrap_or(scope);
+    let (token, lifetime) = state.issue_token(client_id, resource);
     let secs = lifetime.as_secs();
     Ok(
         json!({ "token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": token }),
@@ -254,6 +256,13 @@ pub(super) async fn imds(shared: &Shared, parts: &Parts) -> Outcome {
         ));
     }
     let pairs = query(&parts.uri);
+    if query_value(&pairs, "api-version").is_none_or(str::is_empty) {
+        return Outcome::Reply(imds_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required query variable 'api-version' is missing",
+        ));
+    }
     let Some(resource) = query_value(&pairs, "resource").filter(|r| !r.is_empty()) else {
         return Outcome::Reply(imds_error(
             StatusCode::BAD_REQUEST,

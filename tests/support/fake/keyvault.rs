@@ -120,6 +120,14 @@ pub(super) async fn handle(shared: &Shared, host: &str, parts: &Parts) -> Outcom
             "The request URI is not a Key Vault host.",
         );
     };
+    let pairs = query(&parts.uri);
+    if query_value(&pairs, "api-version").is_none_or(str::is_empty) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The 'api-version' query parameter is missing.",
+        );
+    }
     let Some(operation) = parse_path(parts.uri.path()) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -128,7 +136,7 @@ pub(super) async fn handle(shared: &Shared, host: &str, parts: &Parts) -> Outcom
         );
     };
     let mut state = shared.lock();
-    if let Err(denied) = authorize(&mut state, &vault, parts, &operation) {
+    if let Some(denied) = denial(&mut state, &vault, parts, &operation) {
         return denied;
     }
     match operation {
@@ -138,11 +146,11 @@ pub(super) async fn handle(shared: &Shared, host: &str, parts: &Parts) -> Outcom
             version,
         } => get(&state, &vault, kind, name, version),
         Operation::ListVersions { kind, name } => {
-            let page_size = query_value(&query(&parts.uri), "maxresults")
+            let page_size = query_value(&pairs, "maxresults")
                 .and_then(|m| m.parse::<usize>().ok())
                 .filter(|m| *m > 0)
                 .map_or(state.page_size, |m| m.min(state.page_size));
-            let skip = query_value(&query(&parts.uri), "$skiptoken")
+            let skip = query_value(&pairs, "$skiptoken")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             list_versions(&state, &vault, kind, name, skip, page_size)
@@ -168,45 +176,45 @@ fn parse_path(path: &str) -> Option<Operation<'_>> {
     })
 }
 
-/// Checks the bearer token: 401 with the challenge when missing or not valid for this vault,
+/// Why the request may not proceed, if it may not: 401 with the challenge when missing or not valid for this vault,
 /// 403 when its identity has no access to the vault.
-fn authorize(
+fn denial(
     state: &mut State,
     vault: &Vault<'_>,
     parts: &Parts,
     operation: &Operation<'_>,
-) -> Result<(), Outcome> {
+) -> Option<Outcome> {
     let Some(token) = bearer_token(&parts.headers) else {
         state.counts.challenges += 1;
-        return Err(unauthorized(
+        return Some(unauthorized(
             vault,
             "AKV10000: Request is missing a Bearer or PoP token.",
         ));
     };
     let Some(issued) = state.tokens.get(token) else {
-        return Err(unauthorized(
+        return Some(unauthorized(
             vault,
             "AKV10032: Invalid issuer. The token was not issued by this authority.",
         ));
     };
     if issued.revoked {
-        return Err(unauthorized(vault, "AKV10040: The token has been revoked."));
+        return Some(unauthorized(vault, "AKV10040: The token has been revoked."));
     }
     if issued.expires <= Instant::now() {
-        return Err(unauthorized(
+        return Some(unauthorized(
             vault,
             "AKV10022: Invalid token. The token is expired.",
         ));
     }
     if !issued.resource.eq_ignore_ascii_case(&vault.resource) {
-        return Err(unauthorized(vault, "AKV10022: Invalid audience."));
+        return Some(unauthorized(vault, "AKV10022: Invalid audience."));
     }
     let granted = state
         .grants
         .get(&vault.name)
         .is_some_and(|ids| ids.contains(&issued.identity));
     if granted {
-        return Ok(());
+        return None;
     }
     let (kind, action) = match operation {
         Operation::Get { kind, .. } => (kind, "get"),
@@ -220,7 +228,7 @@ fn authorize(
         vault.name,
     );
     let body = json!({ "error": { "code": "Forbidden", "message": message, "innererror": { "code": "AccessDenied" } } });
-    Err(Outcome::Reply(json(StatusCode::FORBIDDEN, &body)))
+    Some(Outcome::Reply(json(StatusCode::FORBIDDEN, &body)))
 }
 
 fn unauthorized(vault: &Vault<'_>, message: &str) -> Outcome {
