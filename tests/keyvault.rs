@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use akv_csi_provider::auth::{IdentityKey, ResolvedIdentity};
-use akv_csi_provider::keyvault::{KeyVaultOptions, KvError, KvErrorKind, VaultClient, VaultClients};
+use akv_csi_provider::keyvault::{
+    KeyVaultOptions, KvError, KvErrorKind, VaultClient, VaultClients,
+};
 use akv_csi_provider::request::ObjectType;
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::http::ClientOptions;
@@ -35,13 +37,24 @@ impl Replaceable {
     fn new(fake: &FakeAzure, client_id: &str) -> Arc<Self> {
         let options = fake.transport().client_options();
         let inner = Mutex::new(Self::build(client_id, &options));
-        Arc::new(Self { client_id: client_id.to_string(), options, inner })
+        Arc::new(Self {
+            client_id: client_id.to_string(),
+            options,
+            inner,
+        })
     }
 
     fn build(client_id: &str, options: &ClientOptions) -> Arc<ClientSecretCredential> {
-        let options = ClientSecretCredentialOptions { client_options: options.clone() };
-        ClientSecretCredential::new(TENANT, client_id.to_string(), Secret::new(CLIENT_SECRET), Some(options))
-            .expect("valid test credential")
+        let options = ClientSecretCredentialOptions {
+            client_options: options.clone(),
+        };
+        ClientSecretCredential::new(
+            TENANT,
+            client_id.to_string(),
+            Secret::new(CLIENT_SECRET),
+            Some(options),
+        )
+        .expect("valid test credential")
     }
 
     fn replace(&self) {
@@ -51,7 +64,11 @@ impl Replaceable {
 
 #[async_trait::async_trait]
 impl TokenCredential for Replaceable {
-    async fn get_token(&self, scopes: &[&str], options: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
         let inner = self.inner.lock().unwrap().clone();
         inner.get_token(scopes, options).await
     }
@@ -86,11 +103,47 @@ impl Setup {
         fake.add_client_secret(TENANT, OTHER_CLIENT, CLIENT_SECRET);
         fake.grant(VAULT, CLIENT);
         fake.grant(VAULT, OTHER_CLIENT);
-        fake.add_secret(VAULT, "db", "v1", "hunter1", None, None, 1_700_000_000, true);
-        fake.add_secret(VAULT, "db", "v2", "hunter2", Some("text/plain"), None, 1_700_000_100, true);
-        fake.add_secret(VAULT, "db", "v3", "hunter3", None, None, 1_700_000_200, false);
+        fake.add_secret(
+            VAULT,
+            "db",
+            "v1",
+            "hunter1",
+            None,
+            None,
+            1_700_000_000,
+            true,
+        );
+        fake.add_secret(
+            VAULT,
+            "db",
+            "v2",
+            "hunter2",
+            Some("text/plain"),
+            None,
+            1_700_000_100,
+            true,
+        );
+        fake.add_secret(
+            VAULT,
+            "db",
+            "v3",
+            "hunter3",
+            None,
+            None,
+            1_700_000_200,
+            false,
+        );
         for i in 0..5 {
-            fake.add_secret(VAULT, &format!("s{i}"), "v1", &format!("value-{i}"), None, None, 1_700_000_000, true);
+            fake.add_secret(
+                VAULT,
+                &format!("s{i}"),
+                "v1",
+                &format!("value-{i}"),
+                None,
+                None,
+                1_700_000_000,
+                true,
+            );
         }
         fake.add_key(VAULT, "k", "k1", jwk(), 1_700_000_000, true);
         fake.add_key(VAULT, "k", "k2", jwk(), 1_700_000_100, true);
@@ -105,13 +158,18 @@ impl Setup {
     }
 
     fn client(&self, client_id: &str) -> Arc<VaultClient> {
-        self.clients.client(&identity(&self.fake, client_id), VAULT_URL).expect("client")
+        self.clients
+            .client(&identity(&self.fake, client_id), VAULT_URL)
+            .expect("client")
     }
 
     /// A client that already went through the challenge and holds a token.
     async fn warm(&self, client_id: &str) -> Arc<VaultClient> {
         let client = self.client(client_id);
-        client.get_secret("db", "", in_secs(10)).await.expect("warm-up fetch");
+        client
+            .get_secret("db", "", in_secs(10))
+            .await
+            .expect("warm-up fetch");
         self.fake.reset_counts();
         client
     }
@@ -120,10 +178,18 @@ impl Setup {
         let sensitive = self.fake.sensitive_strings();
         for error in errors {
             for s in &sensitive {
-                assert!(!error.message.contains(s.as_str()), "error leaks a sensitive string: {}", error.message);
+                assert!(
+                    !error.message.contains(s.as_str()),
+                    "error leaks a sensitive string: {}",
+                    error.message
+                );
             }
             for value in ["hunter1", "hunter2", "hunter3", CLIENT_SECRET] {
-                assert!(!error.message.contains(value), "error leaks {value}: {}", error.message);
+                assert!(
+                    !error.message.contains(value),
+                    "error leaks {value}: {}",
+                    error.message
+                );
             }
         }
     }
@@ -139,24 +205,49 @@ async fn fetches_current_and_pinned_versions_of_every_object_type() {
     let client = s.client(CLIENT);
 
     let current = client.get_secret("db", "", in_secs(10)).await.unwrap();
-    assert_eq!(current.version, "v2", "the newest enabled version is current");
+    assert_eq!(
+        current.version, "v2",
+        "the newest enabled version is current"
+    );
     assert_eq!(current.value.value.as_ref().unwrap().expose(), "hunter2");
     assert_eq!(current.value.content_type.as_deref(), Some("text/plain"));
     assert_eq!(current.value.kid, None);
     let pinned = client.get_secret("db", "v1", in_secs(10)).await.unwrap();
-    assert_eq!((pinned.version.as_str(), pinned.value.value.unwrap().expose()), ("v1", "hunter1"));
+    assert_eq!(
+        (
+            pinned.version.as_str(),
+            pinned.value.value.unwrap().expose()
+        ),
+        ("v1", "hunter1")
+    );
 
     let key = client.get_key("k", "", in_secs(10)).await.unwrap();
     assert_eq!(key.version, "k2");
     assert_eq!(key.value.kty.as_deref(), Some("RSA"));
     assert_eq!(key.value.e.as_deref(), Some(&[1u8, 0, 1][..]));
     assert_eq!(key.value.n.as_ref().map(Vec::len), Some(256));
-    assert_eq!(client.get_key("k", "k1", in_secs(10)).await.unwrap().version, "k1");
+    assert_eq!(
+        client
+            .get_key("k", "k1", in_secs(10))
+            .await
+            .unwrap()
+            .version,
+        "k1"
+    );
 
     let cert = client.get_certificate("c", "", in_secs(10)).await.unwrap();
-    assert_eq!((cert.version.as_str(), cert.value.as_slice()), ("c2", &b"der-two"[..]));
-    let cert = client.get_certificate("c", "c1", in_secs(10)).await.unwrap();
-    assert_eq!((cert.version.as_str(), cert.value.as_slice()), ("c1", &b"der-one"[..]));
+    assert_eq!(
+        (cert.version.as_str(), cert.value.as_slice()),
+        ("c2", &b"der-two"[..])
+    );
+    let cert = client
+        .get_certificate("c", "c1", in_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (cert.version.as_str(), cert.value.as_slice()),
+        ("c1", &b"der-one"[..])
+    );
 }
 
 #[tokio::test]
@@ -164,18 +255,34 @@ async fn lists_versions_across_pages_and_flags_disabled_ones() {
     let s = Setup::default().await;
     s.fake.set_page_size(1);
     let client = s.warm(CLIENT).await;
-    let mut versions = client.list_versions(ObjectType::Secret, "db", in_secs(10)).await.unwrap();
+    let mut versions = client
+        .list_versions(ObjectType::Secret, "db", in_secs(10))
+        .await
+        .unwrap();
     versions.sort_by(|a, b| a.version.cmp(&b.version));
-    let summary: Vec<_> = versions.iter().map(|v| (v.version.as_str(), v.created, v.enabled)).collect();
+    let summary: Vec<_> = versions
+        .iter()
+        .map(|v| (v.version.as_str(), v.created, v.enabled))
+        .collect();
     assert_eq!(
         summary,
-        [("v1", Some(1_700_000_000), true), ("v2", Some(1_700_000_100), true), ("v3", Some(1_700_000_200), false)]
+        [
+            ("v1", Some(1_700_000_000), true),
+            ("v2", Some(1_700_000_100), true),
+            ("v3", Some(1_700_000_200), false)
+        ]
     );
     assert_eq!(s.fake.counts().keyvault, 3, "one request per page");
 
-    let keys = client.list_versions(ObjectType::Key, "k", in_secs(10)).await.unwrap();
+    let keys = client
+        .list_versions(ObjectType::Key, "k", in_secs(10))
+        .await
+        .unwrap();
     assert_eq!(keys.len(), 2);
-    let certs = client.list_versions(ObjectType::Cert, "c", in_secs(10)).await.unwrap();
+    let certs = client
+        .list_versions(ObjectType::Cert, "c", in_secs(10))
+        .await
+        .unwrap();
     assert_eq!(certs.len(), 2);
 }
 
@@ -183,22 +290,41 @@ async fn lists_versions_across_pages_and_flags_disabled_ones() {
 async fn not_found_and_forbidden_are_clear() {
     let s = Setup::default().await;
     let client = s.client(CLIENT);
-    let missing = client.get_secret("nope", "", in_secs(10)).await.unwrap_err();
+    let missing = client
+        .get_secret("nope", "", in_secs(10))
+        .await
+        .unwrap_err();
     assert_eq!(missing.kind, KvErrorKind::NotFound);
     assert!(
-        missing.message.starts_with("Key Vault returned 404 SecretNotFound: A secret with (name/id) nope was not found"),
+        missing.message.starts_with(
+            "Key Vault returned 404 SecretNotFound: A secret with (name/id) nope was not found"
+        ),
         "{}",
         missing.message
     );
-    let disabled = client.get_secret("db", "v3", in_secs(10)).await.unwrap_err();
+    let disabled = client
+        .get_secret("db", "v3", in_secs(10))
+        .await
+        .unwrap_err();
     assert_eq!(disabled.kind, KvErrorKind::Forbidden);
     assert!(disabled.message.contains("403"), "{}", disabled.message);
 
-    s.fake.add_client_secret(TENANT, "cccccccc-0000-4000-8000-000000000003", CLIENT_SECRET);
+    s.fake.add_client_secret(
+        TENANT,
+        "cccccccc-0000-4000-8000-000000000003",
+        CLIENT_SECRET,
+    );
     let stranger = s.client("cccccccc-0000-4000-8000-000000000003");
-    let denied = stranger.get_secret("db", "", in_secs(10)).await.unwrap_err();
+    let denied = stranger
+        .get_secret("db", "", in_secs(10))
+        .await
+        .unwrap_err();
     assert_eq!(denied.kind, KvErrorKind::Forbidden);
-    assert!(denied.message.starts_with("Key Vault returned 403"), "{}", denied.message);
+    assert!(
+        denied.message.starts_with("Key Vault returned 403"),
+        "{}",
+        denied.message
+    );
     s.assert_no_sensitive(&[missing, disabled, denied]);
 }
 
@@ -208,37 +334,59 @@ async fn warm_calls_need_no_token_and_no_challenge() {
     let client = s.client(CLIENT);
     client.get_secret("db", "", in_secs(10)).await.unwrap();
     let cold = s.fake.counts();
-    assert_eq!((cold.entra_tokens, cold.challenges, cold.keyvault), (1, 1, 2));
+    assert_eq!(
+        (cold.entra_tokens, cold.challenges, cold.keyvault),
+        (1, 1, 2)
+    );
 
     s.fake.reset_counts();
     let again = s.client(CLIENT);
-    assert!(Arc::ptr_eq(&client, &again), "same identity and vault share one client");
+    assert!(
+        Arc::ptr_eq(&client, &again),
+        "same identity and vault share one client"
+    );
     again.get_secret("s1", "", in_secs(10)).await.unwrap();
     again.get_secret("db", "v1", in_secs(10)).await.unwrap();
     let warm = s.fake.counts();
-    assert_eq!((warm.entra_tokens, warm.challenges, warm.keyvault), (0, 0, 2));
+    assert_eq!(
+        (warm.entra_tokens, warm.challenges, warm.keyvault),
+        (0, 0, 2)
+    );
 }
 
 #[tokio::test]
 async fn client_cache_is_bounded_lru() {
-    let s = Setup::new(KeyVaultOptions { max_clients: 1, ..KeyVaultOptions::default() }).await;
+    let s = Setup::new(KeyVaultOptions {
+        max_clients: 1,
+        ..KeyVaultOptions::default()
+    })
+    .await;
     let a = s.client(CLIENT);
     assert!(Arc::ptr_eq(&a, &s.client(CLIENT)));
     let _b = s.client(OTHER_CLIENT);
     assert_eq!(s.clients.len(), 1);
-    assert!(!Arc::ptr_eq(&a, &s.client(CLIENT)), "the least recently used client was evicted");
+    assert!(
+        !Arc::ptr_eq(&a, &s.client(CLIENT)),
+        "the least recently used client was evicted"
+    );
 }
 
 #[tokio::test]
 async fn honours_short_retry_after() {
     let s = Setup::default().await;
     let client = s.warm(CLIENT).await;
-    s.fake.inject(Fault::KeyVaultThrottle { count: 1, retry_after_secs: 1 });
+    s.fake.inject(Fault::KeyVaultThrottle {
+        count: 1,
+        retry_after_secs: 1,
+    });
     let started = Instant::now();
     let fetched = client.get_secret("s1", "", in_secs(5)).await.unwrap();
     let elapsed = started.elapsed();
     assert_eq!(fetched.version, "v1");
-    assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
     assert_eq!(s.fake.counts().keyvault, 2);
 }
 
@@ -246,13 +394,23 @@ async fn honours_short_retry_after() {
 async fn retry_after_past_the_deadline_fails_fast_and_clearly() {
     let s = Setup::default().await;
     let client = s.warm(CLIENT).await;
-    s.fake.inject(Fault::KeyVaultThrottle { count: 1, retry_after_secs: 30 });
+    s.fake.inject(Fault::KeyVaultThrottle {
+        count: 1,
+        retry_after_secs: 30,
+    });
     let started = Instant::now();
     let err = client.get_secret("s1", "", in_secs(5)).await.unwrap_err();
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(1), "failed after {elapsed:?}, deadline was 5 s");
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "failed after {elapsed:?}, deadline was 5 s"
+    );
     assert_eq!(err.kind, KvErrorKind::Throttled);
-    assert!(err.message.contains("throttled") && err.message.contains("30."), "{}", err.message);
+    assert!(
+        err.message.contains("throttled") && err.message.contains("30."),
+        "{}",
+        err.message
+    );
 
     // The vault stays throttled for everyone: the next call fails fast without a request.
     s.fake.reset_counts();
@@ -267,9 +425,18 @@ async fn server_errors_and_resets_are_retried() {
     let s = Setup::default().await;
     let client = s.warm(CLIENT).await;
     for fault in [
-        Fault::KeyVaultStatus { count: 2, status: 503 },
-        Fault::KeyVaultStatus { count: 2, status: 500 },
-        Fault::KeyVaultStatus { count: 1, status: 502 },
+        Fault::KeyVaultStatus {
+            count: 2,
+            status: 503,
+        },
+        Fault::KeyVaultStatus {
+            count: 2,
+            status: 500,
+        },
+        Fault::KeyVaultStatus {
+            count: 1,
+            status: 502,
+        },
         Fault::KeyVaultReset { count: 2 },
     ] {
         s.fake.reset_counts();
@@ -281,12 +448,23 @@ async fn server_errors_and_resets_are_retried() {
 
 #[tokio::test]
 async fn persistent_failure_stops_after_max_attempts() {
-    let s = Setup::new(KeyVaultOptions { max_attempts: 3, ..KeyVaultOptions::default() }).await;
+    let s = Setup::new(KeyVaultOptions {
+        max_attempts: 3,
+        ..KeyVaultOptions::default()
+    })
+    .await;
     let client = s.warm(CLIENT).await;
-    s.fake.inject(Fault::KeyVaultStatus { count: 10, status: 500 });
+    s.fake.inject(Fault::KeyVaultStatus {
+        count: 10,
+        status: 500,
+    });
     let err = client.get_secret("s1", "", in_secs(20)).await.unwrap_err();
     assert_eq!(err.kind, KvErrorKind::Unavailable);
-    assert!(err.message.contains("500") && err.message.contains("3 attempts"), "{}", err.message);
+    assert!(
+        err.message.contains("500") && err.message.contains("3 attempts"),
+        "{}",
+        err.message
+    );
     assert_eq!(s.fake.counts().keyvault, 3);
 }
 
@@ -295,7 +473,10 @@ async fn a_throttled_vault_slows_down_every_client() {
     let s = Setup::default().await;
     let first = s.warm(CLIENT).await;
     let second = s.warm(OTHER_CLIENT).await;
-    s.fake.inject(Fault::KeyVaultThrottle { count: 1, retry_after_secs: 1 });
+    s.fake.inject(Fault::KeyVaultThrottle {
+        count: 1,
+        retry_after_secs: 1,
+    });
     let started = Instant::now();
     let a = tokio::spawn(async move { first.get_secret("s1", "", in_secs(5)).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -308,7 +489,11 @@ async fn a_throttled_vault_slows_down_every_client() {
         "the second client waited for the vault's back-off ({b_elapsed:?} after {:?})",
         b_started - started
     );
-    assert_eq!(s.fake.counts().keyvault, 3, "429, then one request per client");
+    assert_eq!(
+        s.fake.counts().keyvault,
+        3,
+        "429, then one request per client"
+    );
 }
 
 #[tokio::test]
@@ -320,10 +505,20 @@ async fn rejected_token_is_replaced_and_never_sent_again() {
     let fetched = client.get_secret("s1", "", in_secs(10)).await.unwrap();
     assert_eq!(fetched.version, "v1");
     assert_eq!(s.fake.counts().entra_tokens, 1, "one new token");
-    let recovery: Vec<_> = s.fake.requests()[before..].iter().map(|r| (r.authorized, r.status)).collect();
+    let recovery: Vec<_> = s.fake.requests()[before..]
+        .iter()
+        .map(|r| (r.authorized, r.status))
+        .collect();
     // The SDK's challenge policy resends the rejected token once (its credential still caches
     // it); then we drop the token and rebuild the clients, which challenge and succeed.
-    assert_eq!(recovery.iter().filter(|(authorized, status)| *authorized && *status == 401).count(), 2, "{recovery:?}");
+    assert_eq!(
+        recovery
+            .iter()
+            .filter(|(authorized, status)| *authorized && *status == 401)
+            .count(),
+        2,
+        "{recovery:?}"
+    );
     assert_eq!(recovery.last(), Some(&(true, 200)), "{recovery:?}");
 
     // Every later request carries the new token: none is rejected, no new token is needed.
@@ -333,7 +528,10 @@ async fn rejected_token_is_replaced_and_never_sent_again() {
         client.get_secret(name, "", in_secs(10)).await.unwrap();
     }
     let later = &s.fake.requests()[before..];
-    assert!(later.iter().all(|r| r.authorized && r.status == 200), "{later:?}");
+    assert!(
+        later.iter().all(|r| r.authorized && r.status == 200),
+        "{later:?}"
+    );
     assert_eq!(s.fake.counts().entra_tokens, 0);
 }
 
@@ -348,9 +546,20 @@ async fn unauthenticated_after_the_retry_names_the_problem() {
         client_id: "dddddddd-0000-4000-8000-000000000004".into(),
         subject: "sha256:unknown".into(),
     };
-    let options = ClientSecretCredentialOptions { client_options: s.fake.transport().client_options() };
-    let credential = ClientSecretCredential::new(TENANT, key.client_id.clone(), Secret::new("wrong-secret"), Some(options)).unwrap();
-    let client = s.clients.client(&ResolvedIdentity::new(key, credential), VAULT_URL).unwrap();
+    let options = ClientSecretCredentialOptions {
+        client_options: s.fake.transport().client_options(),
+    };
+    let credential = ClientSecretCredential::new(
+        TENANT,
+        key.client_id.clone(),
+        Secret::new("wrong-secret"),
+        Some(options),
+    )
+    .unwrap();
+    let client = s
+        .clients
+        .client(&ResolvedIdentity::new(key, credential), VAULT_URL)
+        .unwrap();
     let err = client.get_secret("s1", "", in_secs(10)).await.unwrap_err();
     assert_eq!(err.kind, KvErrorKind::Unauthenticated);
     assert!(err.message.contains("access token"), "{}", err.message);
@@ -362,23 +571,38 @@ async fn unauthenticated_after_the_retry_names_the_problem() {
 async fn concurrent_identical_fetches_share_requests() {
     let s = Setup::default().await;
     let client = s.warm(CLIENT).await;
-    s.fake.set_latency(Duration::from_millis(200), Duration::ZERO);
+    s.fake
+        .set_latency(Duration::from_millis(200), Duration::ZERO);
     let calls = (0..100).map(|i| {
         let client = client.clone();
-        async move { client.get_secret(&format!("s{}", i % 5), "", in_secs(10)).await }
+        async move {
+            client
+                .get_secret(&format!("s{}", i % 5), "", in_secs(10))
+                .await
+        }
     });
     let results = futures::future::join_all(calls).await;
     for (i, r) in results.iter().enumerate() {
         let fetched = r.as_ref().expect("fetch");
-        assert_eq!(fetched.value.value.as_ref().unwrap().expose(), format!("value-{}", i % 5));
+        assert_eq!(
+            fetched.value.value.as_ref().unwrap().expose(),
+            format!("value-{}", i % 5)
+        );
     }
     let requests = s.fake.counts().keyvault;
-    assert!(requests <= 10, "{requests} Key Vault requests for 100 fetches of 5 secrets");
+    assert!(
+        requests <= 10,
+        "{requests} Key Vault requests for 100 fetches of 5 secrets"
+    );
 }
 
 #[tokio::test]
 async fn ttl_cache_serves_repeats_then_expires() {
-    let s = Setup::new(KeyVaultOptions { cache_ttl: Duration::from_millis(500), ..KeyVaultOptions::default() }).await;
+    let s = Setup::new(KeyVaultOptions {
+        cache_ttl: Duration::from_millis(500),
+        ..KeyVaultOptions::default()
+    })
+    .await;
     let client = s.warm(CLIENT).await;
     client.get_secret("s1", "", in_secs(10)).await.unwrap();
     assert_eq!(s.fake.counts().keyvault, 1);
@@ -387,7 +611,11 @@ async fn ttl_cache_serves_repeats_then_expires() {
     assert_eq!(s.fake.counts().keyvault, 1, "served from the cache");
     tokio::time::sleep(Duration::from_millis(600)).await;
     client.get_secret("s1", "", in_secs(10)).await.unwrap();
-    assert_eq!(s.fake.counts().keyvault, 2, "expired entries are fetched again");
+    assert_eq!(
+        s.fake.counts().keyvault,
+        2,
+        "expired entries are fetched again"
+    );
 }
 
 #[tokio::test]
@@ -396,7 +624,10 @@ async fn deadline_bounds_a_slow_vault() {
     let client = s.warm(CLIENT).await;
     s.fake.set_latency(Duration::from_secs(5), Duration::ZERO);
     let started = Instant::now();
-    let err = client.get_secret("s1", "", Instant::now() + Duration::from_millis(300)).await.unwrap_err();
+    let err = client
+        .get_secret("s1", "", Instant::now() + Duration::from_millis(300))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, KvErrorKind::DeadlineExceeded);
     assert!(started.elapsed() < Duration::from_secs(1));
 }

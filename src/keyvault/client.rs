@@ -75,7 +75,11 @@ impl std::fmt::Debug for SdkClients {
 impl SdkClients {
     /// Challenge-resource verification stays on (the SDK default); SDK retries are off in
     /// `client_options()`, the loop in [`Inner::call`] owns them.
-    fn new(vault_url: &str, credential: Arc<dyn TokenCredential>, transport: &Transport) -> Result<Self, KvError> {
+    fn new(
+        vault_url: &str,
+        credential: Arc<dyn TokenCredential>,
+        transport: &Transport,
+    ) -> Result<Self, KvError> {
         let build_error = |e: azure_core::Error| KvError {
             kind: KvErrorKind::Other,
             message: format!("cannot build a Key Vault client for {vault_url}: {e}"),
@@ -83,22 +87,35 @@ impl SdkClients {
         let secrets = SecretClient::new(
             vault_url,
             credential.clone(),
-            Some(SecretClientOptions { client_options: transport.client_options(), ..Default::default() }),
+            Some(SecretClientOptions {
+                client_options: transport.client_options(),
+                ..Default::default()
+            }),
         )
         .map_err(build_error)?;
         let keys = KeyClient::new(
             vault_url,
             credential.clone(),
-            Some(KeyClientOptions { client_options: transport.client_options(), ..Default::default() }),
+            Some(KeyClientOptions {
+                client_options: transport.client_options(),
+                ..Default::default()
+            }),
         )
         .map_err(build_error)?;
         let certificates = CertificateClient::new(
             vault_url,
             credential,
-            Some(CertificateClientOptions { client_options: transport.client_options(), ..Default::default() }),
+            Some(CertificateClientOptions {
+                client_options: transport.client_options(),
+                ..Default::default()
+            }),
         )
         .map_err(build_error)?;
-        Ok(Self { secrets, keys, certificates })
+        Ok(Self {
+            secrets,
+            keys,
+            certificates,
+        })
     }
 }
 
@@ -110,17 +127,29 @@ struct Fetcher<T> {
 
 impl<T> std::fmt::Debug for Fetcher<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fetcher").field("flights", &self.flights).field("cache", &self.cache).finish()
+        f.debug_struct("Fetcher")
+            .field("flights", &self.flights)
+            .field("cache", &self.cache)
+            .finish()
     }
 }
 
 impl<T: Clone + Send + Sync + 'static> Fetcher<T> {
     fn new(ttl: std::time::Duration) -> Self {
-        Self { flights: SingleFlight::default(), cache: Arc::new(TtlCache::new(ttl)) }
+        Self {
+            flights: SingleFlight::default(),
+            cache: Arc::new(TtlCache::new(ttl)),
+        }
     }
 
     /// A cached value, the result of an identical fetch in flight, or a new fetch.
-    async fn get<Fut>(&self, name: &str, version: &str, deadline: Instant, fetch: impl FnOnce() -> Fut) -> Result<Fetched<T>, KvError>
+    async fn get<Fut>(
+        &self,
+        name: &str,
+        version: &str,
+        deadline: Instant,
+        fetch: impl FnOnce() -> Fut,
+    ) -> Result<Fetched<T>, KvError>
     where
         Fut: Future<Output = Result<Fetched<T>, KvError>> + Send + 'static,
     {
@@ -144,13 +173,27 @@ impl<T: Clone + Send + Sync + 'static> Fetcher<T> {
         let (result, role) = tokio::time::timeout_at(deadline, run)
             .await
             .map_err(|_| deadline_exceeded("while waiting for Key Vault"))?;
-        metrics().cache(if role == Role::Joined { CacheOutcome::Coalesced } else { CacheOutcome::Miss });
-        result.unwrap_or_else(|| Err(KvError { kind: KvErrorKind::Other, message: "Key Vault fetch task failed".into() }))
+        metrics().cache(if role == Role::Joined {
+            CacheOutcome::Coalesced
+        } else {
+            CacheOutcome::Miss
+        });
+        result.unwrap_or_else(|| {
+            Err(KvError {
+                kind: KvErrorKind::Other,
+                message: "Key Vault fetch task failed".into(),
+            })
+        })
     }
 }
 
 impl VaultClient {
-    pub(crate) fn new(identity: &ResolvedIdentity, vault_url: &str, host: String, shared: Shared) -> Result<Self, KvError> {
+    pub(crate) fn new(
+        identity: &ResolvedIdentity,
+        vault_url: &str,
+        host: String,
+        shared: Shared,
+    ) -> Result<Self, KvError> {
         let sdk = SdkClients::new(vault_url, identity.credential.clone(), &shared.transport)?;
         let ttl = shared.cache_ttl;
         Ok(Self {
@@ -173,30 +216,58 @@ impl VaultClient {
     }
 
     /// `version == ""` means the current version. Every call ends by `deadline`.
-    pub async fn get_secret(&self, name: &str, version: &str, deadline: Instant) -> Result<Fetched<SecretBundle>, KvError> {
+    pub async fn get_secret(
+        &self,
+        name: &str,
+        version: &str,
+        deadline: Instant,
+    ) -> Result<Fetched<SecretBundle>, KvError> {
         let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
         let fetch = move || async move {
             let secret = inner
                 .call(ObjectType::Secret, deadline, |sdk| {
-                    let options = SecretClientGetSecretOptions { secret_version: pinned(&v), ..Default::default() };
+                    let options = SecretClientGetSecretOptions {
+                        secret_version: pinned(&v),
+                        ..Default::default()
+                    };
                     let n = n.clone();
-                    async move { sdk.secrets.get_secret(&n, Some(options)).await?.into_model() }
+                    async move {
+                        sdk.secrets
+                            .get_secret(&n, Some(options))
+                            .await?
+                            .into_model()
+                    }
                 })
                 .await?;
             let version = version_of(secret.id.as_deref(), "secret id")?;
             let value = secret.value.ok_or_else(|| missing("secret value"))?;
-            let bundle = SecretBundle { value: Some(Sensitive::new(value)), content_type: secret.content_type, kid: secret.kid };
-            Ok(Fetched { value: bundle, version })
+            let bundle = SecretBundle {
+                value: Some(Sensitive::new(value)),
+                content_type: secret.content_type,
+                kid: secret.kid,
+            };
+            Ok(Fetched {
+                value: bundle,
+                version,
+            })
         };
         self.inner.secrets.get(name, version, deadline, fetch).await
     }
 
-    pub async fn get_key(&self, name: &str, version: &str, deadline: Instant) -> Result<Fetched<JsonWebKey>, KvError> {
+    pub async fn get_key(
+        &self,
+        name: &str,
+        version: &str,
+        deadline: Instant,
+    ) -> Result<Fetched<JsonWebKey>, KvError> {
         let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
         let fetch = move || async move {
             let key = inner
                 .call(ObjectType::Key, deadline, |sdk| {
-                    let options = KeyClientGetKeyOptions { key_version: pinned(&v), ..Default::default() };
+                    let options = KeyClientGetKeyOptions {
+                        key_version: pinned(&v),
+                        ..Default::default()
+                    };
                     let n = n.clone();
                     async move { sdk.keys.get_key(&n, Some(options)).await?.into_model() }
                 })
@@ -217,41 +288,73 @@ impl VaultClient {
     }
 
     /// The certificate's `cer` (DER).
-    pub async fn get_certificate(&self, name: &str, version: &str, deadline: Instant) -> Result<Fetched<Vec<u8>>, KvError> {
+    pub async fn get_certificate(
+        &self,
+        name: &str,
+        version: &str,
+        deadline: Instant,
+    ) -> Result<Fetched<Vec<u8>>, KvError> {
         let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
         let fetch = move || async move {
             let cert = inner
                 .call(ObjectType::Cert, deadline, |sdk| {
-                    let options = CertificateClientGetCertificateOptions { certificate_version: pinned(&v), ..Default::default() };
+                    let options = CertificateClientGetCertificateOptions {
+                        certificate_version: pinned(&v),
+                        ..Default::default()
+                    };
                     let n = n.clone();
-                    async move { sdk.certificates.get_certificate(&n, Some(options)).await?.into_model() }
+                    async move {
+                        sdk.certificates
+                            .get_certificate(&n, Some(options))
+                            .await?
+                            .into_model()
+                    }
                 })
                 .await?;
             let version = version_of(cert.id.as_deref(), "certificate id")?;
             let value = cert.cer.ok_or_else(|| missing("certificate cer"))?;
             Ok(Fetched { value, version })
         };
-        self.inner.certificates.get(name, version, deadline, fetch).await
+        self.inner
+            .certificates
+            .get(name, version, deadline, fetch)
+            .await
     }
 
     /// All versions (all pages), in service order. Versions without attributes are reported
     /// disabled (upstream skips them).
-    pub async fn list_versions(&self, object_type: ObjectType, name: &str, deadline: Instant) -> Result<Vec<VersionInfo>, KvError> {
+    pub async fn list_versions(
+        &self,
+        object_type: ObjectType,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Vec<VersionInfo>, KvError> {
         let raw = self
             .inner
             .call(object_type, deadline, |sdk| async move {
                 match object_type {
                     ObjectType::Secret => {
                         let pager = sdk.secrets.list_secret_properties_versions(name, None)?;
-                        collect(pager, |p| RawVersion::new(p.id, p.attributes.map(|a| (a.created, a.enabled)))).await
+                        collect(pager, |p| {
+                            RawVersion::new(p.id, p.attributes.map(|a| (a.created, a.enabled)))
+                        })
+                        .await
                     }
                     ObjectType::Key => {
                         let pager = sdk.keys.list_key_properties_versions(name, None)?;
-                        collect(pager, |p| RawVersion::new(p.kid, p.attributes.map(|a| (a.created, a.enabled)))).await
+                        collect(pager, |p| {
+                            RawVersion::new(p.kid, p.attributes.map(|a| (a.created, a.enabled)))
+                        })
+                        .await
                     }
                     ObjectType::Cert => {
-                        let pager = sdk.certificates.list_certificate_properties_versions(name, None)?;
-                        collect(pager, |p| RawVersion::new(p.id, p.attributes.map(|a| (a.created, a.enabled)))).await
+                        let pager = sdk
+                            .certificates
+                            .list_certificate_properties_versions(name, None)?;
+                        collect(pager, |p| {
+                            RawVersion::new(p.id, p.attributes.map(|a| (a.created, a.enabled)))
+                        })
+                        .await
                     }
                 }
             })
@@ -263,7 +366,12 @@ impl VaultClient {
 impl Inner {
     /// Runs `op` until it succeeds, fails for good, runs out of attempts or reaches `deadline`.
     /// Waits out the vault's back-off first; a rejected token is replaced once.
-    async fn call<T, Fut>(&self, object_type: ObjectType, deadline: Instant, op: impl Fn(Arc<SdkClients>) -> Fut) -> Result<T, KvError>
+    async fn call<T, Fut>(
+        &self,
+        object_type: ObjectType,
+        deadline: Instant,
+        op: impl Fn(Arc<SdkClients>) -> Fut,
+    ) -> Result<T, KvError>
     where
         Fut: Future<Output = azure_core::Result<T>>,
     {
@@ -304,8 +412,16 @@ impl Inner {
     }
 
     /// Sleeps before the next attempt; throttling also holds back every other caller of the vault.
-    async fn pause(&self, failure: &Failure, attempt: u32, deadline: Instant) -> Result<(), KvError> {
-        let wait = failure.retry_after.map(with_jitter).unwrap_or_else(|| backoff(attempt));
+    async fn pause(
+        &self,
+        failure: &Failure,
+        attempt: u32,
+        deadline: Instant,
+    ) -> Result<(), KvError> {
+        let wait = failure
+            .retry_after
+            .map(with_jitter)
+            .unwrap_or_else(|| backoff(attempt));
         let resume = Instant::now() + wait;
         if failure.throttled {
             metrics().throttled(&self.host);
@@ -321,17 +437,27 @@ impl Inner {
 
     fn sdk(&self) -> Arc<SdkClients> {
         // Only replaced whole under the lock, so a poisoned lock still holds usable clients.
-        self.sdk.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.sdk
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Key Vault rejected the token `used` carried: drop it from the identity's caches and
     /// replace the SDK clients (their auth policy holds it too). Concurrent callers that saw the
     /// same rejection replace them only once.
     fn replace_token(&self, used: &Arc<SdkClients>) -> Result<(), KvError> {
-        let mut sdk = self.sdk.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut sdk = self
+            .sdk
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if Arc::ptr_eq(&sdk, used) {
             self.identity.invalidate_token();
-            *sdk = Arc::new(SdkClients::new(&self.vault_url, self.identity.credential.clone(), &self.shared.transport)?);
+            *sdk = Arc::new(SdkClients::new(
+                &self.vault_url,
+                self.identity.credential.clone(),
+                &self.shared.transport,
+            )?);
         }
         Ok(())
     }
@@ -352,15 +478,25 @@ impl RawVersion {
     fn into_info(self) -> Result<VersionInfo, KvError> {
         let version = version_of(self.id.as_deref(), "version id")?;
         let (created, enabled) = match self.attributes {
-            Some((created, enabled)) => (created.map(OffsetDateTime::unix_timestamp), enabled != Some(false)),
+            Some((created, enabled)) => (
+                created.map(OffsetDateTime::unix_timestamp),
+                enabled != Some(false),
+            ),
             None => (None, false),
         };
-        Ok(VersionInfo { version, created, enabled })
+        Ok(VersionInfo {
+            version,
+            created,
+            enabled,
+        })
     }
 }
 
 /// Every item of every page.
-async fn collect<I>(pager: impl Stream<Item = azure_core::Result<I>>, to_raw: impl Fn(I) -> RawVersion) -> azure_core::Result<Vec<RawVersion>> {
+async fn collect<I>(
+    pager: impl Stream<Item = azure_core::Result<I>>,
+    to_raw: impl Fn(I) -> RawVersion,
+) -> azure_core::Result<Vec<RawVersion>> {
     pager.map_ok(to_raw).try_collect().await
 }
 
@@ -373,7 +509,10 @@ fn pinned(version: &str) -> Option<String> {
 fn version_of(id: Option<&str>, field: &str) -> Result<String, KvError> {
     let id = id.ok_or_else(|| missing(field))?;
     let url = url::Url::parse(id).map_err(|_| invalid(field, id))?;
-    let segments: Vec<&str> = url.path_segments().map(|s| s.filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
     match segments.as_slice() {
         [_, _, version, ..] => Ok((*version).to_string()),
         _ => Err(invalid(field, id)),
@@ -381,7 +520,10 @@ fn version_of(id: Option<&str>, field: &str) -> Result<String, KvError> {
 }
 
 fn invalid(field: &str, id: &str) -> KvError {
-    KvError { kind: KvErrorKind::InvalidResponse, message: format!("Key Vault answer has a malformed {field} {id:?}") }
+    KvError {
+        kind: KvErrorKind::InvalidResponse,
+        message: format!("Key Vault answer has a malformed {field} {id:?}"),
+    }
 }
 
 #[cfg(test)]
@@ -390,7 +532,11 @@ mod tests {
 
     #[test]
     fn version_is_the_last_segment_of_the_id() {
-        let v = version_of(Some("https://v.vault.azure.net/secrets/db/0123abc"), "secret id").unwrap();
+        let v = version_of(
+            Some("https://v.vault.azure.net/secrets/db/0123abc"),
+            "secret id",
+        )
+        .unwrap();
         assert_eq!(v, "0123abc");
         let v = version_of(Some("https://v.vault.azure.net/keys/k/v2/"), "key kid").unwrap();
         assert_eq!(v, "v2");
@@ -398,17 +544,46 @@ mod tests {
             let e = version_of(Some(bad), "secret id").unwrap_err();
             assert_eq!(e.kind, KvErrorKind::InvalidResponse);
         }
-        assert_eq!(version_of(None, "secret id").unwrap_err().message, "Key Vault answer has no secret id");
+        assert_eq!(
+            version_of(None, "secret id").unwrap_err().message,
+            "Key Vault answer has no secret id"
+        );
     }
 
     #[test]
     fn versions_without_attributes_are_disabled() {
-        let info = RawVersion::new(Some("https://v/secrets/s/1".into()), None).into_info().unwrap();
-        assert_eq!(info, VersionInfo { version: "1".into(), created: None, enabled: false });
+        let info = RawVersion::new(Some("https://v/secrets/s/1".into()), None)
+            .into_info()
+            .unwrap();
+        assert_eq!(
+            info,
+            VersionInfo {
+                version: "1".into(),
+                created: None,
+                enabled: false
+            }
+        );
         let created = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        let info = RawVersion::new(Some("https://v/secrets/s/2".into()), Some((Some(created), None))).into_info().unwrap();
-        assert_eq!(info, VersionInfo { version: "2".into(), created: Some(1_700_000_000), enabled: true });
-        let info = RawVersion::new(Some("https://v/secrets/s/3".into()), Some((None, Some(false)))).into_info().unwrap();
+        let info = RawVersion::new(
+            Some("https://v/secrets/s/2".into()),
+            Some((Some(created), None)),
+        )
+        .into_info()
+        .unwrap();
+        assert_eq!(
+            info,
+            VersionInfo {
+                version: "2".into(),
+                created: Some(1_700_000_000),
+                enabled: true
+            }
+        );
+        let info = RawVersion::new(
+            Some("https://v/secrets/s/3".into()),
+            Some((None, Some(false))),
+        )
+        .into_info()
+        .unwrap();
         assert!(!info.enabled);
     }
 }

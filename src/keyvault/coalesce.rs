@@ -31,13 +31,17 @@ pub struct SingleFlight<K, V> {
 
 impl<K, V> Default for SingleFlight<K, V> {
     fn default() -> Self {
-        Self { flights: Arc::default() }
+        Self {
+            flights: Arc::default(),
+        }
     }
 }
 
 impl<K, V> std::fmt::Debug for SingleFlight<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SingleFlight").field("in_flight", &lock(&self.flights).len()).finish()
+        f.debug_struct("SingleFlight")
+            .field("in_flight", &lock(&self.flights).len())
+            .finish()
     }
 }
 
@@ -89,13 +93,18 @@ pub struct TtlCache<K, V> {
 
 impl<K, V> std::fmt::Debug for TtlCache<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TtlCache").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("TtlCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::default() }
+        Self {
+            ttl,
+            entries: Mutex::default(),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -104,7 +113,10 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 
     pub fn get(&self, key: &K) -> Option<V> {
         let entries = lock(&self.entries);
-        entries.get(key).filter(|(expires, _)| *expires > Instant::now()).map(|(_, v)| v.clone())
+        entries
+            .get(key)
+            .filter(|(expires, _)| *expires > Instant::now())
+            .map(|(_, v)| v.clone())
     }
 
     /// Stores `value`, dropping expired entries first so the map only holds live ones.
@@ -121,7 +133,9 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 
 /// A panic while holding these locks cannot leave the maps inconsistent; keep using them.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -147,7 +161,10 @@ mod tests {
         let results = futures::future::join_all(calls).await;
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert!(results.iter().all(|(v, _)| *v == Some(7)));
-        assert_eq!(results.iter().filter(|(_, r)| *r == Role::Leader).count(), 1);
+        assert_eq!(
+            results.iter().filter(|(_, r)| *r == Role::Leader).count(),
+            1
+        );
         // The key is free again: a later call runs anew.
         let (v, role) = flights.run("k", || async { 1 }).await;
         assert_eq!((v, role), (Some(1), Role::Leader));

@@ -34,14 +34,29 @@ pub(crate) struct Failure {
 impl Failure {
     pub fn classify(err: &azure_core::Error) -> Self {
         match err.kind() {
-            ErrorKind::HttpResponse { status, error_code, raw_response } => {
+            ErrorKind::HttpResponse {
+                status,
+                error_code,
+                raw_response,
+            } => {
                 let retry_after = raw_response.as_ref().and_then(|raw| {
-                    get_retry_after(raw.headers(), OffsetDateTime::now_utc, &[X_MS_RETRY_AFTER_MS, RETRY_AFTER_MS, RETRY_AFTER])
-                        .and_then(|d| Duration::try_from(d).ok())
+                    get_retry_after(
+                        raw.headers(),
+                        OffsetDateTime::now_utc,
+                        &[X_MS_RETRY_AFTER_MS, RETRY_AFTER_MS, RETRY_AFTER],
+                    )
+                    .and_then(|d| Duration::try_from(d).ok())
                 });
-                Self::http(*status, error_code.as_deref(), &http_message(err), retry_after)
+                Self::http(
+                    *status,
+                    error_code.as_deref(),
+                    &http_message(err),
+                    retry_after,
+                )
             }
-            ErrorKind::Connection | ErrorKind::Io => Self::transport(format!("cannot reach Key Vault: {}", chain(err))),
+            ErrorKind::Connection | ErrorKind::Io => {
+                Self::transport(format!("cannot reach Key Vault: {}", chain(err)))
+            }
             ErrorKind::Credential => Self::fatal(
                 KvErrorKind::Unauthenticated,
                 format!("cannot get an access token for Key Vault: {}", chain(err)),
@@ -50,13 +65,24 @@ impl Failure {
                 KvErrorKind::InvalidResponse,
                 format!("Key Vault answer could not be read: {}", chain(err)),
             ),
-            ErrorKind::Other => Self::fatal(KvErrorKind::Other, format!("Key Vault request failed: {}", chain(err))),
+            ErrorKind::Other => Self::fatal(
+                KvErrorKind::Other,
+                format!("Key Vault request failed: {}", chain(err)),
+            ),
         }
     }
 
-    fn http(status: StatusCode, code: Option<&str>, message: &str, retry_after: Option<Duration>) -> Self {
+    fn http(
+        status: StatusCode,
+        code: Option<&str>,
+        message: &str,
+        retry_after: Option<Duration>,
+    ) -> Self {
         let code_num = u16::from(status);
-        let code = code.filter(|c| *c != code_num.to_string()).map(|c| format!(" {c}")).unwrap_or_default();
+        let code = code
+            .filter(|c| *c != code_num.to_string())
+            .map(|c| format!(" {c}"))
+            .unwrap_or_default();
         let text = format!("Key Vault returned {code_num}{code}: {message}");
         let (kind, retryable) = match code_num {
             401 => (KvErrorKind::Unauthenticated, false),
@@ -80,7 +106,10 @@ impl Failure {
             unauthorized: code_num == 401,
             // Only a load-shedding answer's wait is honoured; others use our back-off.
             retry_after: retry_after.filter(|_| matches!(code_num, 429 | 503)),
-            error: KvError { kind, message: text },
+            error: KvError {
+                kind,
+                message: text,
+            },
         }
     }
 
@@ -91,12 +120,19 @@ impl Failure {
             throttled: false,
             unauthorized: false,
             retry_after: None,
-            error: KvError { kind: KvErrorKind::Unavailable, message },
+            error: KvError {
+                kind: KvErrorKind::Unavailable,
+                message,
+            },
         }
     }
 
     fn fatal(kind: KvErrorKind, message: String) -> Self {
-        Self { retryable: false, ..Self::transport(message) }.with_kind(kind)
+        Self {
+            retryable: false,
+            ..Self::transport(message)
+        }
+        .with_kind(kind)
     }
 
     fn with_kind(mut self, kind: KvErrorKind) -> Self {
@@ -118,7 +154,10 @@ impl Failure {
         } else {
             KvError {
                 kind: KvErrorKind::DeadlineExceeded,
-                message: format!("deadline reached while retrying Key Vault ({})", self.error.message),
+                message: format!(
+                    "deadline reached while retrying Key Vault ({})",
+                    self.error.message
+                ),
             }
         }
     }
@@ -128,14 +167,21 @@ impl Failure {
         if !self.retryable || attempts <= 1 {
             return self.error;
         }
-        KvError { kind: self.error.kind, message: format!("{} (after {attempts} attempts)", self.error.message) }
+        KvError {
+            kind: self.error.kind,
+            message: format!("{} (after {attempts} attempts)", self.error.message),
+        }
     }
 }
 
 /// The service's message for an HTTP error (the SDK puts Key Vault's `error.message` there).
 fn http_message(err: &azure_core::Error) -> String {
     let text = err.to_string();
-    if text.is_empty() { "(no message)".to_string() } else { text }
+    if text.is_empty() {
+        "(no message)".to_string()
+    } else {
+        text
+    }
 }
 
 /// The error and its sources, joined; credential errors keep the identity provider's reason.
@@ -155,12 +201,18 @@ fn chain(err: &azure_core::Error) -> String {
 
 /// A deadline hit while waiting for or talking to Key Vault.
 pub(crate) fn deadline_exceeded(what: &str) -> KvError {
-    KvError { kind: KvErrorKind::DeadlineExceeded, message: format!("deadline reached {what}") }
+    KvError {
+        kind: KvErrorKind::DeadlineExceeded,
+        message: format!("deadline reached {what}"),
+    }
 }
 
 /// A Key Vault answer without a field we need.
 pub(crate) fn missing(field: &str) -> KvError {
-    KvError { kind: KvErrorKind::InvalidResponse, message: format!("Key Vault answer has no {field}") }
+    KvError {
+        kind: KvErrorKind::InvalidResponse,
+        message: format!("Key Vault answer has no {field}"),
+    }
 }
 
 #[cfg(test)]
@@ -179,7 +231,10 @@ mod tests {
             error_code: Some("SecretNotFound".into()),
             raw_response: Some(Box::new(raw)),
         };
-        azure_core::Error::with_message(kind, "A secret with (name/id) x was not found in this key vault")
+        azure_core::Error::with_message(
+            kind,
+            "A secret with (name/id) x was not found in this key vault",
+        )
     }
 
     #[test]
@@ -206,7 +261,10 @@ mod tests {
         let f = Failure::classify(&http_error(503, &[("retry-after", &date)], "{}"));
         assert!(f.throttled);
         let wait = f.retry_after.expect("date parsed");
-        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(31), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(31),
+            "{wait:?}"
+        );
     }
 
     #[test]
@@ -223,6 +281,10 @@ mod tests {
         let f = Failure::classify(&http_error(429, &[("retry-after", "120")], "{}"));
         let e = f.out_of_time(Duration::from_secs(120));
         assert_eq!(e.kind, KvErrorKind::Throttled);
-        assert!(e.message.contains("throttled") && e.message.contains("120.0s"), "{}", e.message);
+        assert!(
+            e.message.contains("throttled") && e.message.contains("120.0s"),
+            "{}",
+            e.message
+        );
     }
 }

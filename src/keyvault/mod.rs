@@ -56,7 +56,11 @@ pub struct KeyVaultOptions {
 
 impl Default for KeyVaultOptions {
     fn default() -> Self {
-        Self { max_attempts: 5, max_clients: 1024, cache_ttl: Duration::ZERO }
+        Self {
+            max_attempts: 5,
+            max_clients: 1024,
+            cache_ttl: Duration::ZERO,
+        }
     }
 }
 
@@ -106,24 +110,44 @@ impl VaultClients {
             cache_ttl: options.cache_ttl,
             backoff: Arc::default(),
         };
-        Self { shared, max_clients: options.max_clients.max(1), clients: Mutex::default() }
+        Self {
+            shared,
+            max_clients: options.max_clients.max(1),
+            clients: Mutex::default(),
+        }
     }
 
     /// The client for this identity and vault URL, created on first use.
-    pub fn client(&self, identity: &ResolvedIdentity, vault_url: &str) -> Result<Arc<VaultClient>, KvError> {
+    pub fn client(
+        &self,
+        identity: &ResolvedIdentity,
+        vault_url: &str,
+    ) -> Result<Arc<VaultClient>, KvError> {
         let (url, host) = normalize(vault_url)?;
         let key = (identity.key.clone(), url);
         // A panic while holding the lock cannot leave the map inconsistent; keep using it.
-        let mut lru = self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lru = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         lru.tick += 1;
         let tick = lru.tick;
         if let Some((used, client)) = lru.entries.get_mut(&key) {
             *used = tick;
             return Ok(client.clone());
         }
-        let client = Arc::new(VaultClient::new(identity, &key.1, host, self.shared.clone())?);
+        let client = Arc::new(VaultClient::new(
+            identity,
+            &key.1,
+            host,
+            self.shared.clone(),
+        )?);
         if lru.entries.len() >= self.max_clients {
-            let oldest = lru.entries.iter().min_by_key(|(_, (used, _))| *used).map(|(k, _)| k.clone());
+            let oldest = lru
+                .entries
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(k, _)| k.clone());
             if let Some(oldest) = oldest {
                 lru.entries.remove(&oldest);
             }
@@ -134,7 +158,11 @@ impl VaultClients {
 
     /// Cached clients (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).entries.len()
+        self.clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entries
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,9 +172,15 @@ impl VaultClients {
 
 /// The vault URL with one trailing slash, and its host.
 fn normalize(vault_url: &str) -> Result<(String, String), KvError> {
-    let invalid = |why: &str| KvError { kind: KvErrorKind::Other, message: format!("invalid vault URL {vault_url:?}: {why}") };
+    let invalid = |why: &str| KvError {
+        kind: KvErrorKind::Other,
+        message: format!("invalid vault URL {vault_url:?}: {why}"),
+    };
     let url = url::Url::parse(vault_url).map_err(|e| invalid(&e.to_string()))?;
-    let host = url.host_str().ok_or_else(|| invalid("no host"))?.to_ascii_lowercase();
+    let host = url
+        .host_str()
+        .ok_or_else(|| invalid("no host"))?
+        .to_ascii_lowercase();
     Ok((format!("{}/", vault_url.trim_end_matches('/')), host))
 }
 
@@ -157,7 +191,13 @@ mod tests {
     #[test]
     fn vault_urls_are_normalized() {
         let (url, host) = normalize("https://MyVault.vault.azure.net").unwrap();
-        assert_eq!((url.as_str(), host.as_str()), ("https://MyVault.vault.azure.net/", "myvault.vault.azure.net"));
+        assert_eq!(
+            (url.as_str(), host.as_str()),
+            (
+                "https://MyVault.vault.azure.net/",
+                "myvault.vault.azure.net"
+            )
+        );
         assert_eq!(normalize("not a url").unwrap_err().kind, KvErrorKind::Other);
     }
 }

@@ -13,7 +13,9 @@ pub(crate) const MAX_DELAY: Duration = Duration::from_secs(10);
 /// The wait after failed attempt number `attempt` (1-based): "full jitter" over an exponential
 /// ceiling, never below a quarter of the ceiling so a retry is not immediate.
 pub(crate) fn backoff(attempt: u32) -> Duration {
-    let ceiling = BASE_DELAY.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(MAX_DELAY);
+    let ceiling = BASE_DELAY
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(MAX_DELAY);
     let floor = ceiling / 4;
     floor + rand::rng().random_range(Duration::ZERO..=ceiling - floor)
 }
@@ -31,7 +33,9 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         for attempt in 1..40 {
-            let ceiling = BASE_DELAY.saturating_mul(1 << (attempt - 1).min(16)).min(MAX_DELAY);
+            let ceiling = BASE_DELAY
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(MAX_DELAY);
             let d = backoff(attempt);
             assert!(d >= ceiling / 4 && d <= ceiling, "{attempt}: {d:?}");
         }

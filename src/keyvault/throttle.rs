@@ -28,12 +28,17 @@ impl VaultBackoff {
 
     /// When `vault` may be called again, if it is still backing off.
     pub fn until(&self, vault: &str) -> Option<Instant> {
-        self.lock().get(vault).copied().filter(|t| *t > Instant::now())
+        self.lock()
+            .get(vault)
+            .copied()
+            .filter(|t| *t > Instant::now())
     }
 
     /// Waits until `vault` may be called; fails at once if that is past `deadline`.
     pub async fn wait(&self, vault: &str, deadline: Instant) -> Result<(), KvError> {
-        let Some(until) = self.until(vault) else { return Ok(()) };
+        let Some(until) = self.until(vault) else {
+            return Ok(());
+        };
         if until > deadline {
             let wait = until.saturating_duration_since(Instant::now());
             return Err(KvError {
@@ -52,7 +57,9 @@ impl VaultBackoff {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         // A panic while holding this lock cannot leave the map inconsistent; keep using it.
-        self.until.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -67,12 +74,22 @@ mod tests {
         let start = Instant::now();
         b.throttle("v.vault.azure.net", start + Duration::from_millis(200));
         b.throttle("v.vault.azure.net", start + Duration::from_millis(100)); // earlier: ignored
-        b.wait("v.vault.azure.net", start + Duration::from_secs(5)).await.expect("within deadline");
+        b.wait("v.vault.azure.net", start + Duration::from_secs(5))
+            .await
+            .expect("within deadline");
         assert!(start.elapsed() >= Duration::from_millis(200));
-        b.wait("other.vault.azure.net", start).await.expect("other vaults are not affected");
+        b.wait("other.vault.azure.net", start)
+            .await
+            .expect("other vaults are not affected");
 
-        b.throttle("v.vault.azure.net", Instant::now() + Duration::from_secs(60));
-        let err = b.wait("v.vault.azure.net", Instant::now() + Duration::from_secs(1)).await.unwrap_err();
+        b.throttle(
+            "v.vault.azure.net",
+            Instant::now() + Duration::from_secs(60),
+        );
+        let err = b
+            .wait("v.vault.azure.net", Instant::now() + Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, super::super::KvErrorKind::Throttled);
         assert!(err.message.contains("throttled"), "{}", err.message);
     }
