@@ -98,7 +98,10 @@ struct Setup {
 
 impl Setup {
     async fn new(options: KeyVaultOptions) -> Self {
-        let fake = FakeAzure::start().await;
+        Self::on(FakeAzure::start().await, options)
+    }
+
+    fn on(fake: FakeAzure, options: KeyVaultOptions) -> Self {
         fake.add_client_secret(TENANT, CLIENT, CLIENT_SECRET);
         fake.add_client_secret(TENANT, OTHER_CLIENT, CLIENT_SECRET);
         fake.grant(VAULT, CLIENT);
@@ -630,4 +633,12 @@ async fn deadline_bounds_a_slow_vault() {
         .unwrap_err();
     assert_eq!(err.kind, KvErrorKind::DeadlineExceeded);
     assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn works_over_tls() {
+    let s = Setup::on(FakeAzure::start_tls().await, KeyVaultOptions::default());
+    let client = s.client(CLIENT);
+    let fetched = client.get_secret("db", "v1", in_secs(10)).await.unwrap();
+    assert_eq!(fetched.value.value.unwrap().expose(), "hunter1");
 }

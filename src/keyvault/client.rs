@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::coalesce::{Role, SingleFlight, TtlCache};
 use super::errors::{Failure, deadline_exceeded, missing};
+use super::exchange_metrics::ExchangeMetrics;
 use super::retry::{backoff, with_jitter};
 use super::throttle::VaultBackoff;
 use super::{Fetched, KvError, KvErrorKind, VersionInfo};
@@ -74,7 +75,8 @@ impl std::fmt::Debug for SdkClients {
 
 impl SdkClients {
     /// Challenge-resource verification stays on (the SDK default); SDK retries are off in
-    /// `client_options()`, the loop in [`Inner::call`] owns them.
+    /// `client_options()`, the loop in [`Inner::call`] owns them. Each client records its HTTP
+    /// exchanges under its object type.
     fn new(
         vault_url: &str,
         credential: Arc<dyn TokenCredential>,
@@ -84,11 +86,18 @@ impl SdkClients {
             kind: KvErrorKind::Other,
             message: format!("cannot build a Key Vault client for {vault_url}: {e}"),
         };
+        let client_options = |object_type| {
+            let mut options = transport.client_options();
+            options
+                .per_try_policies
+                .push(ExchangeMetrics::new(object_type));
+            options
+        };
         let secrets = SecretClient::new(
             vault_url,
             credential.clone(),
             Some(SecretClientOptions {
-                client_options: transport.client_options(),
+                client_options: client_options(ObjectType::Secret),
                 ..Default::default()
             }),
         )
@@ -97,7 +106,7 @@ impl SdkClients {
             vault_url,
             credential.clone(),
             Some(KeyClientOptions {
-                client_options: transport.client_options(),
+                client_options: client_options(ObjectType::Key),
                 ..Default::default()
             }),
         )
@@ -106,7 +115,7 @@ impl SdkClients {
             vault_url,
             credential,
             Some(CertificateClientOptions {
-                client_options: transport.client_options(),
+                client_options: client_options(ObjectType::Cert),
                 ..Default::default()
             }),
         )
@@ -225,7 +234,7 @@ impl VaultClient {
         let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
         let fetch = move || async move {
             let secret = inner
-                .call(ObjectType::Secret, deadline, |sdk| {
+                .call(deadline, |sdk| {
                     let options = SecretClientGetSecretOptions {
                         secret_version: pinned(&v),
                         ..Default::default()
@@ -263,7 +272,7 @@ impl VaultClient {
         let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
         let fetch = move || async move {
             let key = inner
-                .call(ObjectType::Key, deadline, |sdk| {
+                .call(deadline, |sdk| {
                     let options = KeyClientGetKeyOptions {
                         key_version: pinned(&v),
                         ..Default::default()
@@ -297,7 +306,7 @@ impl VaultClient {
         let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
         let fetch = move || async move {
             let cert = inner
-                .call(ObjectType::Cert, deadline, |sdk| {
+                .call(deadline, |sdk| {
                     let options = CertificateClientGetCertificateOptions {
                         certificate_version: pinned(&v),
                         ..Default::default()
@@ -331,7 +340,7 @@ impl VaultClient {
     ) -> Result<Vec<VersionInfo>, KvError> {
         let raw = self
             .inner
-            .call(object_type, deadline, |sdk| async move {
+            .call(deadline, |sdk| async move {
                 match object_type {
                     ObjectType::Secret => {
                         let pager = sdk.secrets.list_secret_properties_versions(name, None)?;
@@ -368,7 +377,6 @@ impl Inner {
     /// Waits out the vault's back-off first; a rejected token is replaced once.
     async fn call<T, Fut>(
         &self,
-        object_type: ObjectType,
         deadline: Instant,
         op: impl Fn(Arc<SdkClients>) -> Fut,
     ) -> Result<T, KvError>
@@ -382,22 +390,12 @@ impl Inner {
             self.shared.backoff.wait(&self.host, deadline).await?;
             attempt += 1;
             let sdk = self.sdk();
-            let started = Instant::now();
-            let outcome = tokio::time::timeout_at(deadline, op(sdk.clone())).await;
-            let seconds = started.elapsed().as_secs_f64();
-            let err = match outcome {
-                Err(_) => {
-                    metrics().keyvault_request(object_type.as_str(), "error", seconds);
-                    return Err(deadline_exceeded("while waiting for a Key Vault answer"));
-                }
-                Ok(Ok(value)) => {
-                    metrics().keyvault_request(object_type.as_str(), "2xx", seconds);
-                    return Ok(value);
-                }
+            let err = match tokio::time::timeout_at(deadline, op(sdk.clone())).await {
+                Err(_) => return Err(deadline_exceeded("while waiting for a Key Vault answer")),
+                Ok(Ok(value)) => return Ok(value),
                 Ok(Err(err)) => err,
             };
             let failure = Failure::classify(&err);
-            metrics().keyvault_request(object_type.as_str(), failure.status_class, seconds);
             if failure.unauthorized && !token_replaced {
                 token_replaced = true;
                 attempt -= 1;

@@ -17,8 +17,6 @@ use super::{KvError, KvErrorKind};
 /// One failed attempt, classified.
 #[derive(Clone, Debug)]
 pub(crate) struct Failure {
-    /// `4xx`, `429`, `5xx` or `error` (no HTTP answer), for metrics.
-    pub status_class: &'static str,
     /// Worth another attempt (throttling, server trouble, connection problems).
     pub retryable: bool,
     /// 429, or 503 with `Retry-After`: the vault is shedding load.
@@ -94,13 +92,6 @@ impl Failure {
             _ => (KvErrorKind::Other, false),
         };
         Self {
-            status_class: match code_num {
-                429 => "429",
-                200..=299 => "2xx",
-                400..=499 => "4xx",
-                500..=599 => "5xx",
-                _ => "error",
-            },
             retryable,
             throttled: code_num == 429 || (code_num == 503 && retry_after.is_some()),
             unauthorized: code_num == 401,
@@ -115,7 +106,6 @@ impl Failure {
 
     fn transport(message: String) -> Self {
         Self {
-            status_class: "error",
             retryable: true,
             throttled: false,
             unauthorized: false,
@@ -246,7 +236,6 @@ mod tests {
             "Key Vault returned 404 SecretNotFound: A secret with (name/id) x was not found in this key vault"
         );
         assert!(!f.retryable);
-        assert_eq!(f.status_class, "4xx");
     }
 
     #[test]
@@ -254,7 +243,6 @@ mod tests {
         let f = Failure::classify(&http_error(429, &[("retry-after", "7")], "{}"));
         assert!(f.throttled && f.retryable);
         assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
-        assert_eq!(f.status_class, "429");
 
         let later = OffsetDateTime::now_utc() + azure_core::time::Duration::seconds(30);
         let date = azure_core::time::to_rfc7231(&later);
@@ -272,7 +260,6 @@ mod tests {
         for status in [500, 502, 503, 504] {
             let f = Failure::classify(&http_error(status, &[], "{}"));
             assert!(f.retryable && !f.throttled, "{status}");
-            assert_eq!(f.status_class, "5xx");
         }
     }
 

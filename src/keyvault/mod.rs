@@ -8,12 +8,13 @@
 //! caller of the throttled vault down together; identical concurrent fetches share one request.
 //!
 //! Submodules: `client` (SDK clients and the retry loop), `errors` (classifying SDK errors),
-//! `retry` (back-off arithmetic), `throttle` (per-vault back-off), `coalesce` (single-flight, TTL
+//! `exchange_metrics` (a per-request metrics policy), `retry` (back-off arithmetic), `throttle` (per-vault back-off), `coalesce` (single-flight, TTL
 //! cache).
 
 mod client;
 pub mod coalesce;
 mod errors;
+mod exchange_metrics;
 mod retry;
 mod throttle;
 
