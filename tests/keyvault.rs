@@ -642,3 +642,56 @@ async fn works_over_tls() {
     let fetched = client.get_secret("db", "v1", in_secs(10)).await.unwrap();
     assert_eq!(fetched.value.value.unwrap().expose(), "hunter1");
 }
+
+#[tokio::test]
+async fn a_token_rejected_twice_is_unauthenticated() {
+    let s = Setup::default().await;
+    // No invalidator: the credential keeps handing out the revoked token.
+    let key = IdentityKey {
+        cloud: "AzurePublicCloud".into(),
+        tenant_id: TENANT.into(),
+        mode: "service-principal",
+        client_id: CLIENT.into(),
+        subject: "sha256:no-invalidator".into(),
+    };
+    let options = ClientSecretCredentialOptions {
+        client_options: s.fake.transport().client_options(),
+    };
+    let credential = ClientSecretCredential::new(
+        TENANT,
+        CLIENT.into(),
+        Secret::new(CLIENT_SECRET),
+        Some(options),
+    )
+    .unwrap();
+    let client = s
+        .clients
+        .client(&ResolvedIdentity::new(key, credential), VAULT_URL)
+        .unwrap();
+    client.get_secret("s1", "", in_secs(10)).await.unwrap();
+    s.fake.revoke_tokens();
+    let err = client.get_secret("s2", "", in_secs(10)).await.unwrap_err();
+    assert_eq!(err.kind, KvErrorKind::Unauthenticated);
+    assert!(
+        err.message.contains("401") && err.message.contains("newly acquired"),
+        "{}",
+        err.message
+    );
+    s.assert_no_sensitive(&[err]);
+}
+
+#[tokio::test]
+async fn names_that_would_escape_the_url_path_are_refused() {
+    let s = Setup::default().await;
+    let client = s.client(CLIENT);
+    let err = client
+        .get_secret("db/../../keys/k", "", in_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("invalid Key Vault object name"),
+        "{}",
+        err.message
+    );
+    assert_eq!(s.fake.counts().keyvault, 0);
+}

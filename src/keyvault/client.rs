@@ -231,6 +231,7 @@ impl VaultClient {
         version: &str,
         deadline: Instant,
     ) -> Result<Fetched<SecretBundle>, KvError> {
+        check_path(name, version)?;
         let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
         let fetch = move || async move {
             let secret = inner
@@ -269,6 +270,7 @@ impl VaultClient {
         version: &str,
         deadline: Instant,
     ) -> Result<Fetched<JsonWebKey>, KvError> {
+        check_path(name, version)?;
         let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
         let fetch = move || async move {
             let key = inner
@@ -303,6 +305,7 @@ impl VaultClient {
         version: &str,
         deadline: Instant,
     ) -> Result<Fetched<Vec<u8>>, KvError> {
+        check_path(name, version)?;
         let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
         let fetch = move || async move {
             let cert = inner
@@ -338,6 +341,7 @@ impl VaultClient {
         name: &str,
         deadline: Instant,
     ) -> Result<Vec<VersionInfo>, KvError> {
+        check_path(name, "")?;
         let raw = self
             .inner
             .call(deadline, |sdk| async move {
@@ -396,7 +400,10 @@ impl Inner {
                 Ok(Err(err)) => err,
             };
             let failure = Failure::classify(&err);
-            if failure.unauthorized && !token_replaced {
+            if failure.unauthorized {
+                if token_replaced {
+                    return Err(failure.rejected_again());
+                }
                 token_replaced = true;
                 attempt -= 1;
                 self.replace_token(&sdk)?;
@@ -498,6 +505,25 @@ async fn collect<I>(
     pager.map_ok(to_raw).try_collect().await
 }
 
+/// The SDK pastes names and versions into the URL path unescaped: only Key Vault's own
+/// alphabet (letters, digits, dashes; versions without dashes) may pass.
+fn check_path(name: &str, version: &str) -> Result<(), KvError> {
+    let invalid = |what: &str, value: &str, allowed: &str| KvError {
+        kind: KvErrorKind::Other,
+        message: format!("invalid Key Vault object {what} {value:?}: only {allowed} are allowed"),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 127
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !name_ok {
+        return Err(invalid("name", name, "1 to 127 letters, digits and dashes"));
+    }
+    if !version.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid("version", version, "letters and digits"));
+    }
+    Ok(())
+}
+
 /// `None` for the current version.
 fn pinned(version: &str) -> Option<String> {
     (!version.is_empty()).then(|| version.to_string())
@@ -546,6 +572,26 @@ mod tests {
             version_of(None, "secret id").unwrap_err().message,
             "Key Vault answer has no secret id"
         );
+    }
+
+    #[test]
+    fn names_and_versions_cannot_escape_the_path() {
+        assert!(check_path("db-password", "0123abcd").is_ok());
+        assert!(check_path("db", "").is_ok());
+        for (name, version) in [
+            ("", ""),
+            ("a/../keys/b", ""),
+            ("a?x=1", ""),
+            ("a", "v/1"),
+            ("a", "../x"),
+        ] {
+            let err = check_path(name, version).unwrap_err();
+            assert!(
+                err.message.starts_with("invalid Key Vault object"),
+                "{}",
+                err.message
+            );
+        }
     }
 
     #[test]

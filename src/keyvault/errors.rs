@@ -152,6 +152,17 @@ impl Failure {
         }
     }
 
+    /// The error when Key Vault also rejects the token acquired after a rejection.
+    pub fn rejected_again(self) -> KvError {
+        KvError {
+            kind: KvErrorKind::Unauthenticated,
+            message: format!(
+                "Key Vault rejected a newly acquired access token too ({})",
+                self.error.message
+            ),
+        }
+    }
+
     /// The error after the last allowed attempt.
     pub fn exhausted(self, attempts: u32) -> KvError {
         if !self.retryable || attempts <= 1 {
