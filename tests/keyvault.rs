@@ -695,3 +695,23 @@ async fn names_that_would_escape_the_url_path_are_refused() {
     );
     assert_eq!(s.fake.counts().keyvault, 0);
 }
+
+#[tokio::test]
+async fn a_joined_fetch_outlives_its_starters_short_deadline() {
+    let s = Setup::default().await;
+    let client = s.warm(CLIENT).await;
+    s.fake
+        .set_latency(Duration::from_millis(400), Duration::ZERO);
+    let short = client.get_secret("s1", "", Instant::now() + Duration::from_millis(150));
+    let long = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        client.get_secret("s1", "", in_secs(5)).await
+    };
+    let (short, long) = tokio::join!(short, long);
+    assert_eq!(short.unwrap_err().kind, KvErrorKind::DeadlineExceeded);
+    assert_eq!(
+        long.expect("the joined caller starts its own fetch")
+            .version,
+        "v1"
+    );
+}

@@ -152,12 +152,14 @@ impl<T: Clone + Send + Sync + 'static> Fetcher<T> {
     }
 
     /// A cached value, the result of an identical fetch in flight, or a new fetch.
+    /// A joined fetch that ran out of its starter's (shorter) deadline is started again while
+    /// this caller still has time.
     async fn get<Fut>(
         &self,
         name: &str,
         version: &str,
         deadline: Instant,
-        fetch: impl FnOnce() -> Fut,
+        fetch: impl Fn(String, String) -> Fut,
     ) -> Result<Fetched<T>, KvError>
     where
         Fut: Future<Output = Result<Fetched<T>, KvError>> + Send + 'static,
@@ -167,32 +169,52 @@ impl<T: Clone + Send + Sync + 'static> Fetcher<T> {
             metrics().cache(CacheOutcome::Hit);
             return Ok(hit);
         }
-        let cache = self.cache.clone();
-        let cache_key = key.clone();
-        let run = self.flights.run(key, move || {
-            let fetched = fetch();
-            async move {
-                let result = fetched.await;
-                if let Ok(value) = &result {
-                    cache.put(cache_key, value.clone());
-                }
-                result
+        loop {
+            let (result, role) = tokio::time::timeout_at(deadline, self.run(&key, &fetch))
+                .await
+                .map_err(|_| deadline_exceeded("while waiting for Key Vault"))?;
+            metrics().cache(match role {
+                Role::Joined => CacheOutcome::Coalesced,
+                Role::Leader => CacheOutcome::Miss,
+            });
+            let result = result.unwrap_or_else(|| {
+                Err(KvError {
+                    kind: KvErrorKind::Other,
+                    message: "Key Vault fetch task failed".into(),
+                })
+            });
+            match result {
+                Err(e)
+                    if role == Role::Joined
+                        && e.kind == KvErrorKind::DeadlineExceeded
+                        && Instant::now() < deadline => {}
+                result => return result,
             }
-        });
-        let (result, role) = tokio::time::timeout_at(deadline, run)
-            .await
-            .map_err(|_| deadline_exceeded("while waiting for Key Vault"))?;
-        metrics().cache(if role == Role::Joined {
-            CacheOutcome::Coalesced
-        } else {
-            CacheOutcome::Miss
-        });
-        result.unwrap_or_else(|| {
-            Err(KvError {
-                kind: KvErrorKind::Other,
-                message: "Key Vault fetch task failed".into(),
+        }
+    }
+
+    /// Joins or starts the fetch of `key`; a successful result is cached.
+    async fn run<Fut>(
+        &self,
+        key: &(String, String),
+        fetch: &impl Fn(String, String) -> Fut,
+    ) -> (Option<Result<Fetched<T>, KvError>>, Role)
+    where
+        Fut: Future<Output = Result<Fetched<T>, KvError>> + Send + 'static,
+    {
+        self.flights
+            .run(key.clone(), || {
+                let (cache, key) = (self.cache.clone(), key.clone());
+                let fetched = fetch(key.0.clone(), key.1.clone());
+                async move {
+                    let result = fetched.await;
+                    if let Ok(value) = &result {
+                        cache.put(key, value.clone());
+                    }
+                    result
+                }
             })
-        })
+            .await
     }
 }
 
@@ -232,35 +254,8 @@ impl VaultClient {
         deadline: Instant,
     ) -> Result<Fetched<SecretBundle>, KvError> {
         check_path(name, version)?;
-        let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
-        let fetch = move || async move {
-            let secret = inner
-                .call(deadline, |sdk| {
-                    let options = SecretClientGetSecretOptions {
-                        secret_version: pinned(&v),
-                        ..Default::default()
-                    };
-                    let n = n.clone();
-                    async move {
-                        sdk.secrets
-                            .get_secret(&n, Some(options))
-                            .await?
-                            .into_model()
-                    }
-                })
-                .await?;
-            let version = version_of(secret.id.as_deref(), "secret id")?;
-            let value = secret.value.ok_or_else(|| missing("secret value"))?;
-            let bundle = SecretBundle {
-                value: Some(Sensitive::new(value)),
-                content_type: secret.content_type,
-                kid: secret.kid,
-            };
-            Ok(Fetched {
-                value: bundle,
-                version,
-            })
-        };
+        let inner = self.inner.clone();
+        let fetch = move |n, v| inner.clone().fetch_secret(n, v, deadline);
         self.inner.secrets.get(name, version, deadline, fetch).await
     }
 
@@ -271,30 +266,8 @@ impl VaultClient {
         deadline: Instant,
     ) -> Result<Fetched<JsonWebKey>, KvError> {
         check_path(name, version)?;
-        let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
-        let fetch = move || async move {
-            let key = inner
-                .call(deadline, |sdk| {
-                    let options = KeyClientGetKeyOptions {
-                        key_version: pinned(&v),
-                        ..Default::default()
-                    };
-                    let n = n.clone();
-                    async move { sdk.keys.get_key(&n, Some(options)).await?.into_model() }
-                })
-                .await?;
-            let jwk = key.key.ok_or_else(|| missing("key"))?;
-            let version = version_of(jwk.kid.as_deref(), "key kid")?;
-            let value = JsonWebKey {
-                kty: jwk.kty.map(|k| k.to_string()),
-                crv: jwk.crv.map(|c| c.to_string()),
-                n: jwk.n,
-                e: jwk.e,
-                x: jwk.x,
-                y: jwk.y,
-            };
-            Ok(Fetched { value, version })
-        };
+        let inner = self.inner.clone();
+        let fetch = move |n, v| inner.clone().fetch_key(n, v, deadline);
         self.inner.keys.get(name, version, deadline, fetch).await
     }
 
@@ -306,27 +279,8 @@ impl VaultClient {
         deadline: Instant,
     ) -> Result<Fetched<Vec<u8>>, KvError> {
         check_path(name, version)?;
-        let (inner, n, v) = (self.inner.clone(), name.to_string(), version.to_string());
-        let fetch = move || async move {
-            let cert = inner
-                .call(deadline, |sdk| {
-                    let options = CertificateClientGetCertificateOptions {
-                        certificate_version: pinned(&v),
-                        ..Default::default()
-                    };
-                    let n = n.clone();
-                    async move {
-                        sdk.certificates
-                            .get_certificate(&n, Some(options))
-                            .await?
-                            .into_model()
-                    }
-                })
-                .await?;
-            let version = version_of(cert.id.as_deref(), "certificate id")?;
-            let value = cert.cer.ok_or_else(|| missing("certificate cer"))?;
-            Ok(Fetched { value, version })
-        };
+        let inner = self.inner.clone();
+        let fetch = move |n, v| inner.clone().fetch_certificate(n, v, deadline);
         self.inner
             .certificates
             .get(name, version, deadline, fetch)
@@ -377,6 +331,95 @@ impl VaultClient {
 }
 
 impl Inner {
+    async fn fetch_secret(
+        self: Arc<Self>,
+        name: String,
+        version: String,
+        deadline: Instant,
+    ) -> Result<Fetched<SecretBundle>, KvError> {
+        let secret = self
+            .call(deadline, |sdk| {
+                let options = SecretClientGetSecretOptions {
+                    secret_version: pinned(&version),
+                    ..Default::default()
+                };
+                let name = name.clone();
+                async move {
+                    sdk.secrets
+                        .get_secret(&name, Some(options))
+                        .await?
+                        .into_model()
+                }
+            })
+            .await?;
+        let version = version_of(secret.id.as_deref(), "secret id")?;
+        let value = secret.value.ok_or_else(|| missing("secret value"))?;
+        let bundle = SecretBundle {
+            value: Some(Sensitive::new(value)),
+            content_type: secret.content_type,
+            kid: secret.kid,
+        };
+        Ok(Fetched {
+            value: bundle,
+            version,
+        })
+    }
+
+    async fn fetch_key(
+        self: Arc<Self>,
+        name: String,
+        version: String,
+        deadline: Instant,
+    ) -> Result<Fetched<JsonWebKey>, KvError> {
+        let key = self
+            .call(deadline, |sdk| {
+                let options = KeyClientGetKeyOptions {
+                    key_version: pinned(&version),
+                    ..Default::default()
+                };
+                let name = name.clone();
+                async move { sdk.keys.get_key(&name, Some(options)).await?.into_model() }
+            })
+            .await?;
+        let jwk = key.key.ok_or_else(|| missing("key"))?;
+        let version = version_of(jwk.kid.as_deref(), "key kid")?;
+        let value = JsonWebKey {
+            kty: jwk.kty.map(|k| k.to_string()),
+            crv: jwk.crv.map(|c| c.to_string()),
+            n: jwk.n,
+            e: jwk.e,
+            x: jwk.x,
+            y: jwk.y,
+        };
+        Ok(Fetched { value, version })
+    }
+
+    async fn fetch_certificate(
+        self: Arc<Self>,
+        name: String,
+        version: String,
+        deadline: Instant,
+    ) -> Result<Fetched<Vec<u8>>, KvError> {
+        let cert = self
+            .call(deadline, |sdk| {
+                let options = CertificateClientGetCertificateOptions {
+                    certificate_version: pinned(&version),
+                    ..Default::default()
+                };
+                let name = name.clone();
+                async move {
+                    sdk.certificates
+                        .get_certificate(&name, Some(options))
+                        .await?
+                        .into_model()
+                }
+            })
+            .await?;
+        let version = version_of(cert.id.as_deref(), "certificate id")?;
+        let value = cert.cer.ok_or_else(|| missing("certificate cer"))?;
+        Ok(Fetched { value, version })
+    }
+
     /// Runs `op` until it succeeds, fails for good, runs out of attempts or reaches `deadline`.
     /// Waits out the vault's back-off first; a rejected token is replaced once.
     async fn call<T, Fut>(
