@@ -433,12 +433,13 @@ impl Inner {
         let max_attempts = self.shared.max_attempts.max(1);
         let mut attempt = 0;
         let mut token_replaced = false;
+        let mut last: Option<Failure> = None;
         loop {
             self.shared.backoff.wait(&self.host, deadline).await?;
             attempt += 1;
             let sdk = self.sdk();
             let err = match tokio::time::timeout_at(deadline, op(sdk.clone())).await {
-                Err(_) => return Err(deadline_exceeded("while waiting for a Key Vault answer")),
+                Err(_) => return Err(timed_out(last.as_ref())),
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(err)) => err,
             };
@@ -456,6 +457,7 @@ impl Inner {
                 return Err(failure.exhausted(attempt));
             }
             self.pause(&failure, attempt, deadline).await?;
+            last = Some(failure);
         }
     }
 
@@ -476,7 +478,7 @@ impl Inner {
             self.shared.backoff.throttle(&self.host, resume);
         }
         if resume >= deadline {
-            return Err(failure.out_of_time(failure.retry_after.unwrap_or(wait)));
+            return Err(failure.out_of_time());
         }
         metrics().backoff(wait.as_secs_f64());
         tokio::time::sleep_until(resume).await;
@@ -508,6 +510,14 @@ impl Inner {
             )?);
         }
         Ok(())
+    }
+}
+
+/// The deadline passed during an attempt; the previous attempt's failure says why it took so long.
+fn timed_out(last: Option<&Failure>) -> KvError {
+    match last {
+        Some(failure) => failure.timed_out(),
+        None => deadline_exceeded("while waiting for a Key Vault answer"),
     }
 }
 

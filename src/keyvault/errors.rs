@@ -131,24 +131,35 @@ impl Failure {
     }
 
     /// The error when the wait before the next attempt would pass the deadline.
-    pub fn out_of_time(&self, wait: Duration) -> KvError {
-        if self.throttled {
-            KvError {
+    pub fn out_of_time(&self) -> KvError {
+        match (self.throttled, self.retry_after) {
+            (true, Some(asked)) => KvError {
                 kind: KvErrorKind::Throttled,
                 message: format!(
-                    "Key Vault throttled the request and asked to wait {:.1}s, beyond the mount deadline ({})",
-                    wait.as_secs_f64(),
+                    "Key Vault throttled the request and asked to wait {:.1}s, past the mount deadline ({})",
+                    asked.as_secs_f64(),
                     self.error.message
                 ),
-            }
-        } else {
-            KvError {
-                kind: KvErrorKind::DeadlineExceeded,
+            },
+            (true, None) => KvError {
+                kind: KvErrorKind::Throttled,
                 message: format!(
-                    "deadline reached while retrying Key Vault ({})",
+                    "Key Vault kept throttling the request until the mount deadline ({})",
                     self.error.message
                 ),
-            }
+            },
+            (false, _) => self.timed_out(),
+        }
+    }
+
+    /// The error when the deadline passes after this failure.
+    pub fn timed_out(&self) -> KvError {
+        KvError {
+            kind: KvErrorKind::DeadlineExceeded,
+            message: format!(
+                "deadline reached while retrying Key Vault (last failure: {})",
+                self.error.message
+            ),
         }
     }
 
@@ -277,7 +288,7 @@ mod tests {
     #[test]
     fn out_of_time_names_throttling_and_wait() {
         let f = Failure::classify(&http_error(429, &[("retry-after", "120")], "{}"));
-        let e = f.out_of_time(Duration::from_secs(120));
+        let e = f.out_of_time();
         assert_eq!(e.kind, KvErrorKind::Throttled);
         assert!(
             e.message.contains("throttled") && e.message.contains("120.0s"),

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::KvError;
 use super::errors::deadline_exceeded;
+use super::retry::with_jitter;
 
 /// Vault host → the time before which no request should be sent.
 #[derive(Debug, Default)]
@@ -49,9 +50,10 @@ impl VaultBackoff {
                 ))
             });
         }
-        let wait = until.saturating_duration_since(Instant::now());
+        // Spread the waiters a little so they do not all return at the same instant.
+        let wait = with_jitter(until.saturating_duration_since(Instant::now()));
         crate::telemetry::metrics().backoff(wait.as_secs_f64());
-        tokio::time::sleep_until(until).await;
+        tokio::time::sleep_until((Instant::now() + wait).min(deadline)).await;
         Ok(())
     }
 
