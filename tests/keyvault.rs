@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,6 +95,8 @@ fn jwk() -> serde_json::Value {
 struct Setup {
     fake: FakeAzure,
     clients: VaultClients,
+    /// One identity per client id, as the auth module's cache hands out.
+    identities: Mutex<HashMap<String, ResolvedIdentity>>,
 }
 
 impl Setup {
@@ -153,16 +156,28 @@ impl Setup {
         fake.add_certificate(VAULT, "c", "c1", b"der-one", 1_700_000_000, true);
         fake.add_certificate(VAULT, "c", "c2", b"der-two", 1_700_000_100, true);
         let clients = VaultClients::new(fake.transport(), options);
-        Self { fake, clients }
+        Self {
+            fake,
+            clients,
+            identities: Mutex::default(),
+        }
     }
 
     async fn default() -> Self {
         Self::new(KeyVaultOptions::default()).await
     }
 
+    fn identity(&self, client_id: &str) -> ResolvedIdentity {
+        let mut identities = self.identities.lock().unwrap();
+        let identity = identities
+            .entry(client_id.to_string())
+            .or_insert_with(|| identity(&self.fake, client_id));
+        identity.clone()
+    }
+
     fn client(&self, client_id: &str) -> Arc<VaultClient> {
         self.clients
-            .client(&identity(&self.fake, client_id), VAULT_URL)
+            .client(&self.identity(client_id), VAULT_URL)
             .expect("client")
     }
 
@@ -714,4 +729,20 @@ async fn a_joined_fetch_outlives_its_starters_short_deadline() {
             .version,
         "v1"
     );
+}
+
+#[tokio::test]
+async fn a_replaced_credential_gets_a_new_client() {
+    let s = Setup::default().await;
+    let first = s.client(CLIENT);
+    // Same identity key, new credential (the auth module evicted and rebuilt it).
+    let rebuilt = identity(&s.fake, CLIENT);
+    let second = s.clients.client(&rebuilt, VAULT_URL).unwrap();
+    assert!(!Arc::ptr_eq(&first, &second));
+    assert!(Arc::ptr_eq(
+        &second,
+        &s.clients.client(&rebuilt, VAULT_URL).unwrap()
+    ));
+    assert_eq!(s.clients.len(), 1, "the new client replaced the old one");
+    second.get_secret("s1", "", in_secs(10)).await.unwrap();
 }

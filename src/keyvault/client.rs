@@ -241,6 +241,11 @@ impl VaultClient {
         })
     }
 
+    /// Whether this client authenticates with `identity`'s credential.
+    pub(crate) fn uses(&self, identity: &ResolvedIdentity) -> bool {
+        Arc::ptr_eq(&self.inner.identity.credential, &identity.credential)
+    }
+
     /// The vault URL this client talks to.
     pub fn vault_url(&self) -> &str {
         &self.inner.vault_url

@@ -118,7 +118,8 @@ impl VaultClients {
         }
     }
 
-    /// The client for this identity and vault URL, created on first use.
+    /// The client for this identity and vault URL, created on first use, and again when the
+    /// identity comes with a different credential than the cached client holds.
     pub fn client(
         &self,
         identity: &ResolvedIdentity,
@@ -134,8 +135,11 @@ impl VaultClients {
         lru.tick += 1;
         let tick = lru.tick;
         if let Some((used, client)) = lru.entries.get_mut(&key) {
-            *used = tick;
-            return Ok(client.clone());
+            // A credential the auth module replaced (evicted, failed) is not used any more.
+            if client.uses(identity) {
+                *used = tick;
+                return Ok(client.clone());
+            }
         }
         let client = Arc::new(VaultClient::new(
             identity,
@@ -143,7 +147,7 @@ impl VaultClients {
             host,
             self.shared.clone(),
         )?);
-        if lru.entries.len() >= self.max_clients {
+        if lru.entries.len() >= self.max_clients && !lru.entries.contains_key(&key) {
             let oldest = lru
                 .entries
                 .iter()
