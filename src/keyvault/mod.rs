@@ -3,17 +3,29 @@
 //!
 //! One [`VaultClient`] per (identity, vault) keeps the SDK's secret/key/certificate clients, with
 //! their learned challenge scope, cached token and pooled connections, alive between mounts.
+//! [`VaultClients`] holds them in a bounded LRU cache. Every call ends by its deadline; transient
+//! failures are retried with jittered back-off, throttling honours `Retry-After` and slows every
+//! caller of the throttled vault down together; identical concurrent fetches share one request.
 //!
-//! TODO(keyvault helper): implement.
+//! Submodules: `client` (SDK clients and the retry loop), `errors` (classifying SDK errors),
+//! `exchange_metrics` (a per-request metrics policy), `retry` (back-off arithmetic), `throttle` (per-vault back-off), `coalesce` (single-flight, TTL
+//! cache).
 
-use std::sync::Arc;
+mod client;
+pub mod coalesce;
+mod errors;
+mod exchange_metrics;
+mod retry;
+mod throttle;
 
-use tokio::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crate::auth::ResolvedIdentity;
-use crate::content::{JsonWebKey, SecretBundle};
-use crate::request::ObjectType;
+use crate::auth::{IdentityKey, ResolvedIdentity};
 use crate::transport::Transport;
+
+pub use client::VaultClient;
 
 /// A fetched value with the Key Vault version id it came from (last segment of `id`/`kid`).
 #[derive(Clone, Debug)]
@@ -38,6 +50,9 @@ pub struct KeyVaultOptions {
     pub max_attempts: u32,
     /// Cached (identity, vault) clients; least recently used go first.
     pub max_clients: usize,
+    /// How long a fetched object is served again without asking Key Vault (per identity and
+    /// vault); zero turns the cache off.
+    pub cache_ttl: Duration,
 }
 
 impl Default for KeyVaultOptions {
@@ -45,6 +60,7 @@ impl Default for KeyVaultOptions {
         Self {
             max_attempts: 5,
             max_clients: 1024,
+            cache_ttl: Duration::ZERO,
         }
     }
 }
@@ -73,71 +89,120 @@ pub enum KvErrorKind {
 /// The cross-mount client cache.
 #[derive(Debug)]
 pub struct VaultClients {
-    #[allow(dead_code)]
-    transport: Transport,
-    #[allow(dead_code)]
-    options: KeyVaultOptions,
+    shared: client::Shared,
+    max_clients: usize,
+    clients: Mutex<Lru>,
+}
+
+type ClientKey = (IdentityKey, String);
+
+/// Clients with the tick of their last use; the smallest tick is evicted first.
+#[derive(Debug, Default)]
+struct Lru {
+    tick: u64,
+    entries: HashMap<ClientKey, (u64, Arc<VaultClient>)>,
 }
 
 impl VaultClients {
     pub fn new(transport: Transport, options: KeyVaultOptions) -> Self {
-        Self { transport, options }
+        let shared = client::Shared {
+            transport,
+            max_attempts: options.max_attempts,
+            cache_ttl: options.cache_ttl,
+            backoff: Arc::default(),
+        };
+        Self {
+            shared,
+            max_clients: options.max_clients.max(1),
+            clients: Mutex::default(),
+        }
     }
 
-    /// The client for this identity and vault URL, created on first use.
+    /// The client for this identity and vault URL, created on first use, and again when the
+    /// identity comes with a different credential than the cached client holds.
     pub fn client(
         &self,
-        _identity: &ResolvedIdentity,
-        _vault_url: &str,
+        identity: &ResolvedIdentity,
+        vault_url: &str,
     ) -> Result<Arc<VaultClient>, KvError> {
-        Err(KvError {
-            kind: KvErrorKind::Other,
-            message: "Key Vault access is not built yet".into(),
-        })
+        let (url, host) = normalize(vault_url)?;
+        let key = (identity.key.clone(), url);
+        // A panic while holding the lock cannot leave the map inconsistent; keep using it.
+        let mut lru = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        lru.tick += 1;
+        let tick = lru.tick;
+        if let Some((used, client)) = lru.entries.get_mut(&key) {
+            // A credential the auth module replaced (evicted, failed) is not used any more.
+            if client.uses(identity) {
+                *used = tick;
+                return Ok(client.clone());
+            }
+        }
+        let client = Arc::new(VaultClient::new(
+            identity,
+            &key.1,
+            host,
+            self.shared.clone(),
+        )?);
+        if lru.entries.len() >= self.max_clients && !lru.entries.contains_key(&key) {
+            let oldest = lru
+                .entries
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                lru.entries.remove(&oldest);
+            }
+        }
+        lru.entries.insert(key, (tick, client.clone()));
+        Ok(client)
+    }
+
+    /// Cached clients (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entries
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-/// Secrets, keys and certificates of one vault under one identity.
-#[derive(Debug)]
-pub struct VaultClient {}
+/// The vault URL with one trailing slash, and its host.
+fn normalize(vault_url: &str) -> Result<(String, String), KvError> {
+    let invalid = |why: &str| KvError {
+        kind: KvErrorKind::Other,
+        message: format!("invalid vault URL {vault_url:?}: {why}"),
+    };
+    let url = url::Url::parse(vault_url).map_err(|e| invalid(&e.to_string()))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| invalid("no host"))?
+        .to_ascii_lowercase();
+    Ok((format!("{}/", vault_url.trim_end_matches('/')), host))
+}
 
-impl VaultClient {
-    /// `version == ""` means the current version. Every call ends by `deadline`.
-    pub async fn get_secret(
-        &self,
-        _name: &str,
-        _version: &str,
-        _deadline: Instant,
-    ) -> Result<Fetched<SecretBundle>, KvError> {
-        unimplemented!()
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    pub async fn get_key(
-        &self,
-        _name: &str,
-        _version: &str,
-        _deadline: Instant,
-    ) -> Result<Fetched<JsonWebKey>, KvError> {
-        unimplemented!()
-    }
-
-    /// The certificate's `cer` (DER).
-    pub async fn get_certificate(
-        &self,
-        _name: &str,
-        _version: &str,
-        _deadline: Instant,
-    ) -> Result<Fetched<Vec<u8>>, KvError> {
-        unimplemented!()
-    }
-
-    /// All versions (all pages), in service order.
-    pub async fn list_versions(
-        &self,
-        _object_type: ObjectType,
-        _name: &str,
-        _deadline: Instant,
-    ) -> Result<Vec<VersionInfo>, KvError> {
-        unimplemented!()
+    #[test]
+    fn vault_urls_are_normalized() {
+        let (url, host) = normalize("https://MyVault.vault.azure.net").unwrap();
+        assert_eq!(
+            (url.as_str(), host.as_str()),
+            (
+                "https://MyVault.vault.azure.net/",
+                "myvault.vault.azure.net"
+            )
+        );
+        assert_eq!(normalize("not a url").unwrap_err().kind, KvErrorKind::Other);
     }
 }

@@ -1,0 +1,691 @@
+//! One vault under one identity: the three SDK clients, the retry loop around every call, and
+//! coalescing of identical fetches.
+//!
+//! The SDK clients are kept between mounts, so the scope learned from the first challenge, the
+//! bearer token and pooled connections are reused: a warm mount costs one GET per object.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use azure_core::credentials::TokenCredential;
+use azure_core::time::OffsetDateTime;
+use azure_security_keyvault_certificates::models::CertificateClientGetCertificateOptions;
+use azure_security_keyvault_certificates::{CertificateClient, CertificateClientOptions};
+use azure_security_keyvault_keys::models::KeyClientGetKeyOptions;
+use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use futures::{Stream, TryStreamExt};
+use tokio::time::Instant;
+
+use super::coalesce::{Role, SingleFlight, TtlCache};
+use super::errors::{Failure, deadline_exceeded, missing};
+use super::exchange_metrics::ExchangeMetrics;
+use super::retry::{backoff, with_jitter};
+use super::throttle::VaultBackoff;
+use super::{Fetched, KvError, KvErrorKind, VersionInfo};
+use crate::auth::ResolvedIdentity;
+use crate::content::{JsonWebKey, SecretBundle};
+use crate::request::ObjectType;
+use crate::sensitive::Sensitive;
+use crate::telemetry::{CacheOutcome, metrics};
+use crate::transport::Transport;
+
+/// What a [`VaultClient`] needs besides its identity, shared by every client of a [`super::VaultClients`].
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    pub transport: Transport,
+    pub max_attempts: u32,
+    pub cache_ttl: std::time::Duration,
+    pub backoff: Arc<VaultBackoff>,
+}
+
+/// Secrets, keys and certificates of one vault under one identity.
+#[derive(Debug)]
+pub struct VaultClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    vault_url: String,
+    /// Vault host: the per-vault back-off key and metric label.
+    host: String,
+    identity: ResolvedIdentity,
+    shared: Shared,
+    /// Replaced, never mutated, when Key Vault rejects the token the old clients hold.
+    sdk: RwLock<Arc<SdkClients>>,
+    secrets: Fetcher<SecretBundle>,
+    keys: Fetcher<JsonWebKey>,
+    certificates: Fetcher<Vec<u8>>,
+}
+
+/// The SDK clients of one vault; each keeps its challenge scope and token.
+struct SdkClients {
+    secrets: SecretClient,
+    keys: KeyClient,
+    certificates: CertificateClient,
+}
+
+impl std::fmt::Debug for SdkClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SdkClients")
+    }
+}
+
+impl SdkClients {
+    /// Challenge-resource verification stays on (the SDK default); SDK retries are off in
+    /// `client_options()`, the loop in [`Inner::call`] owns them. Each client records its HTTP
+    /// exchanges under its object type.
+    fn new(
+        vault_url: &str,
+        credential: Arc<dyn TokenCredential>,
+        transport: &Transport,
+    ) -> Result<Self, KvError> {
+        let build_error = |e: azure_core::Error| KvError {
+            kind: KvErrorKind::Other,
+            message: format!("cannot build a Key Vault client for {vault_url}: {e}"),
+        };
+        let client_options = |object_type| {
+            let mut options = transport.client_options();
+            options
+                .per_try_policies
+                .push(ExchangeMetrics::new(object_type));
+            options
+        };
+        let secrets = SecretClient::new(
+            vault_url,
+            credential.clone(),
+            Some(SecretClientOptions {
+                client_options: client_options(ObjectType::Secret),
+                ..Default::default()
+            }),
+        )
+        .map_err(build_error)?;
+        let keys = KeyClient::new(
+            vault_url,
+            credential.clone(),
+            Some(KeyClientOptions {
+                client_options: client_options(ObjectType::Key),
+                ..Default::default()
+            }),
+        )
+        .map_err(build_error)?;
+        let certificates = CertificateClient::new(
+            vault_url,
+            credential,
+            Some(CertificateClientOptions {
+                client_options: client_options(ObjectType::Cert),
+                ..Default::default()
+            }),
+        )
+        .map_err(build_error)?;
+        Ok(Self {
+            secrets,
+            keys,
+            certificates,
+        })
+    }
+}
+
+/// Coalescing and caching of one object type, keyed by (name, version).
+struct Fetcher<T> {
+    flights: SingleFlight<(String, String), Result<Fetched<T>, KvError>>,
+    cache: Arc<TtlCache<(String, String), Fetched<T>>>,
+}
+
+impl<T> std::fmt::Debug for Fetcher<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("flights", &self.flights)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Fetcher<T> {
+    fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            flights: SingleFlight::default(),
+            cache: Arc::new(TtlCache::new(ttl)),
+        }
+    }
+
+    /// A cached value, the result of an identical fetch in flight, or a new fetch.
+    /// A joined fetch that ran out of its starter's (shorter) deadline is started again while
+    /// this caller still has time.
+    async fn get<Fut>(
+        &self,
+        name: &str,
+        version: &str,
+        deadline: Instant,
+        fetch: impl Fn(String, String) -> Fut,
+    ) -> Result<Fetched<T>, KvError>
+    where
+        Fut: Future<Output = Result<Fetched<T>, KvError>> + Send + 'static,
+    {
+        let key = (name.to_string(), version.to_string());
+        if let Some(hit) = self.cache.get(&key) {
+            metrics().cache(CacheOutcome::Hit);
+            return Ok(hit);
+        }
+        loop {
+            let (result, role) = tokio::time::timeout_at(deadline, self.run(&key, &fetch))
+                .await
+                .map_err(|_| deadline_exceeded("while waiting for Key Vault"))?;
+            metrics().cache(match role {
+                Role::Joined => CacheOutcome::Coalesced,
+                Role::Leader => CacheOutcome::Miss,
+            });
+            let result = result.unwrap_or_else(|| {
+                Err(KvError {
+                    kind: KvErrorKind::Other,
+                    message: "Key Vault fetch task failed".into(),
+                })
+            });
+            match result {
+                Err(e)
+                    if role == Role::Joined
+                        && e.kind == KvErrorKind::DeadlineExceeded
+                        && Instant::now() < deadline => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// Joins or starts the fetch of `key`; a successful result is cached.
+    async fn run<Fut>(
+        &self,
+        key: &(String, String),
+        fetch: &impl Fn(String, String) -> Fut,
+    ) -> (Option<Result<Fetched<T>, KvError>>, Role)
+    where
+        Fut: Future<Output = Result<Fetched<T>, KvError>> + Send + 'static,
+    {
+        self.flights
+            .run(key.clone(), || {
+                let (cache, key) = (self.cache.clone(), key.clone());
+                let fetched = fetch(key.0.clone(), key.1.clone());
+                async move {
+                    let result = fetched.await;
+                    if let Ok(value) = &result {
+                        cache.put(key, value.clone());
+                    }
+                    result
+                }
+            })
+            .await
+    }
+}
+
+impl VaultClient {
+    pub(crate) fn new(
+        identity: &ResolvedIdentity,
+        vault_url: &str,
+        host: String,
+        shared: Shared,
+    ) -> Result<Self, KvError> {
+        let sdk = SdkClients::new(vault_url, identity.credential.clone(), &shared.transport)?;
+        let ttl = shared.cache_ttl;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                vault_url: vault_url.to_string(),
+                host,
+                identity: identity.clone(),
+                shared,
+                sdk: RwLock::new(Arc::new(sdk)),
+                secrets: Fetcher::new(ttl),
+                keys: Fetcher::new(ttl),
+                certificates: Fetcher::new(ttl),
+            }),
+        })
+    }
+
+    /// Whether this client authenticates with `identity`'s credential.
+    pub(crate) fn uses(&self, identity: &ResolvedIdentity) -> bool {
+        Arc::ptr_eq(&self.inner.identity.credential, &identity.credential)
+    }
+
+    /// The vault URL this client talks to.
+    pub fn vault_url(&self) -> &str {
+        &self.inner.vault_url
+    }
+
+    /// `version == ""` means the current version. Every call ends by `deadline`.
+    pub async fn get_secret(
+        &self,
+        name: &str,
+        version: &str,
+        deadline: Instant,
+    ) -> Result<Fetched<SecretBundle>, KvError> {
+        check_path(name, version)?;
+        let inner = self.inner.clone();
+        let fetch = move |n, v| inner.clone().fetch_secret(n, v, deadline);
+        self.inner.secrets.get(name, version, deadline, fetch).await
+    }
+
+    pub async fn get_key(
+        &self,
+        name: &str,
+        version: &str,
+        deadline: Instant,
+    ) -> Result<Fetched<JsonWebKey>, KvError> {
+        check_path(name, version)?;
+        let inner = self.inner.clone();
+        let fetch = move |n, v| inner.clone().fetch_key(n, v, deadline);
+        self.inner.keys.get(name, version, deadline, fetch).await
+    }
+
+    /// The certificate's `cer` (DER).
+    pub async fn get_certificate(
+        &self,
+        name: &str,
+        version: &str,
+        deadline: Instant,
+    ) -> Result<Fetched<Vec<u8>>, KvError> {
+        check_path(name, version)?;
+        let inner = self.inner.clone();
+        let fetch = move |n, v| inner.clone().fetch_certificate(n, v, deadline);
+        self.inner
+            .certificates
+            .get(name, version, deadline, fetch)
+            .await
+    }
+
+    /// All versions (all pages), in service order. Versions without attributes are reported
+    /// disabled (upstream skips them).
+    pub async fn list_versions(
+        &self,
+        object_type: ObjectType,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Vec<VersionInfo>, KvError> {
+        check_path(name, "")?;
+        let raw = self
+            .inner
+            .call(deadline, |sdk| async move {
+                match object_type {
+                    ObjectType::Secret => {
+                        let pager = sdk.secrets.list_secret_properties_versions(name, None)?;
+                        collect(pager, |p| {
+                            RawVersion::new(p.id, p.attributes.map(|a| (a.created, a.enabled)))
+                        })
+                        .await
+                    }
+                    ObjectType::Key => {
+                        let pager = sdk.keys.list_key_properties_versions(name, None)?;
+                        collect(pager, |p| {
+                            RawVersion::new(p.kid, p.attributes.map(|a| (a.created, a.enabled)))
+                        })
+                        .await
+                    }
+                    ObjectType::Cert => {
+                        let pager = sdk
+                            .certificates
+                            .list_certificate_properties_versions(name, None)?;
+                        collect(pager, |p| {
+                            RawVersion::new(p.id, p.attributes.map(|a| (a.created, a.enabled)))
+                        })
+                        .await
+                    }
+                }
+            })
+            .await?;
+        raw.into_iter().map(RawVersion::into_info).collect()
+    }
+}
+
+impl Inner {
+    async fn fetch_secret(
+        self: Arc<Self>,
+        name: String,
+        version: String,
+        deadline: Instant,
+    ) -> Result<Fetched<SecretBundle>, KvError> {
+        let secret = self
+            .call(deadline, |sdk| {
+                let options = SecretClientGetSecretOptions {
+                    secret_version: pinned(&version),
+                    ..Default::default()
+                };
+                let name = name.clone();
+                async move {
+                    sdk.secrets
+                        .get_secret(&name, Some(options))
+                        .await?
+                        .into_model()
+                }
+            })
+            .await?;
+        let version = version_of(secret.id.as_deref(), "secret id")?;
+        let value = secret.value.ok_or_else(|| missing("secret value"))?;
+        let bundle = SecretBundle {
+            value: Some(Sensitive::new(value)),
+            content_type: secret.content_type,
+            kid: secret.kid,
+        };
+        Ok(Fetched {
+            value: bundle,
+            version,
+        })
+    }
+
+    async fn fetch_key(
+        self: Arc<Self>,
+        name: String,
+        version: String,
+        deadline: Instant,
+    ) -> Result<Fetched<JsonWebKey>, KvError> {
+        let key = self
+            .call(deadline, |sdk| {
+                let options = KeyClientGetKeyOptions {
+                    key_version: pinned(&version),
+                    ..Default::default()
+                };
+                let name = name.clone();
+                async move { sdk.keys.get_key(&name, Some(options)).await?.into_model() }
+            })
+            .await?;
+        let jwk = key.key.ok_or_else(|| missing("key"))?;
+        let version = version_of(jwk.kid.as_deref(), "key kid")?;
+        let value = JsonWebKey {
+            kty: jwk.kty.map(|k| k.to_string()),
+            crv: jwk.crv.map(|c| c.to_string()),
+            n: jwk.n,
+            e: jwk.e,
+            x: jwk.x,
+            y: jwk.y,
+        };
+        Ok(Fetched { value, version })
+    }
+
+    async fn fetch_certificate(
+        self: Arc<Self>,
+        name: String,
+        version: String,
+        deadline: Instant,
+    ) -> Result<Fetched<Vec<u8>>, KvError> {
+        let cert = self
+            .call(deadline, |sdk| {
+                let options = CertificateClientGetCertificateOptions {
+                    certificate_version: pinned(&version),
+                    ..Default::default()
+                };
+                let name = name.clone();
+                async move {
+                    sdk.certificates
+                        .get_certificate(&name, Some(options))
+                        .await?
+                        .into_model()
+                }
+            })
+            .await?;
+        let version = version_of(cert.id.as_deref(), "certificate id")?;
+        let value = cert.cer.ok_or_else(|| missing("certificate cer"))?;
+        Ok(Fetched { value, version })
+    }
+
+    /// Runs `op` until it succeeds, fails for good, runs out of attempts or reaches `deadline`.
+    /// Waits out the vault's back-off first; a rejected token is replaced once.
+    async fn call<T, Fut>(
+        &self,
+        deadline: Instant,
+        op: impl Fn(Arc<SdkClients>) -> Fut,
+    ) -> Result<T, KvError>
+    where
+        Fut: Future<Output = azure_core::Result<T>>,
+    {
+        let max_attempts = self.shared.max_attempts.max(1);
+        let mut attempt = 0;
+        let mut token_replaced = false;
+        let mut last: Option<Failure> = None;
+        loop {
+            self.shared.backoff.wait(&self.host, deadline).await?;
+            attempt += 1;
+            let sdk = self.sdk();
+            let err = match tokio::time::timeout_at(deadline, op(sdk.clone())).await {
+                Err(_) => return Err(timed_out(last.as_ref())),
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) => err,
+            };
+            let failure = Failure::classify(&err);
+            if failure.unauthorized {
+                if token_replaced {
+                    return Err(failure.rejected_again());
+                }
+                token_replaced = true;
+                attempt -= 1;
+                self.replace_token(&sdk)?;
+                continue;
+            }
+            if !failure.retryable || attempt >= max_attempts {
+                return Err(failure.exhausted(attempt));
+            }
+            self.pause(&failure, attempt, deadline).await?;
+            last = Some(failure);
+        }
+    }
+
+    /// Sleeps before the next attempt; throttling also holds back every other caller of the vault.
+    async fn pause(
+        &self,
+        failure: &Failure,
+        attempt: u32,
+        deadline: Instant,
+    ) -> Result<(), KvError> {
+        let wait = failure
+            .retry_after
+            .map(with_jitter)
+            .unwrap_or_else(|| backoff(attempt));
+        let resume = Instant::now() + wait;
+        if failure.throttled {
+            metrics().throttled(&self.host);
+            self.shared.backoff.throttle(&self.host, resume);
+        }
+        if resume >= deadline {
+            return Err(failure.out_of_time());
+        }
+        metrics().backoff(wait.as_secs_f64());
+        tokio::time::sleep_until(resume).await;
+        Ok(())
+    }
+
+    fn sdk(&self) -> Arc<SdkClients> {
+        // Only replaced whole under the lock, so a poisoned lock still holds usable clients.
+        self.sdk
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Key Vault rejected the token `used` carried: drop it from the identity's caches and
+    /// replace the SDK clients (their auth policy holds it too). Concurrent callers that saw the
+    /// same rejection replace them only once.
+    fn replace_token(&self, used: &Arc<SdkClients>) -> Result<(), KvError> {
+        let mut sdk = self
+            .sdk
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if Arc::ptr_eq(&sdk, used) {
+            self.identity.invalidate_token();
+            *sdk = Arc::new(SdkClients::new(
+                &self.vault_url,
+                self.identity.credential.clone(),
+                &self.shared.transport,
+            )?);
+        }
+        Ok(())
+    }
+}
+
+/// The deadline passed during an attempt; the previous attempt's failure says why it took so long.
+fn timed_out(last: Option<&Failure>) -> KvError {
+    match last {
+        Some(failure) => failure.timed_out(),
+        None => deadline_exceeded("while waiting for a Key Vault answer"),
+    }
+}
+
+/// A version listing entry as the SDK gives it.
+struct RawVersion {
+    id: Option<String>,
+    /// `None` when the entry has no attributes.
+    attributes: Option<(Option<OffsetDateTime>, Option<bool>)>,
+}
+
+impl RawVersion {
+    fn new(id: Option<String>, attributes: Option<(Option<OffsetDateTime>, Option<bool>)>) -> Self {
+        Self { id, attributes }
+    }
+
+    fn into_info(self) -> Result<VersionInfo, KvError> {
+        let version = version_of(self.id.as_deref(), "version id")?;
+        let (created, enabled) = match self.attributes {
+            Some((created, enabled)) => (
+                created.map(OffsetDateTime::unix_timestamp),
+                enabled != Some(false),
+            ),
+            None => (None, false),
+        };
+        Ok(VersionInfo {
+            version,
+            created,
+            enabled,
+        })
+    }
+}
+
+/// Every item of every page.
+async fn collect<I>(
+    pager: impl Stream<Item = azure_core::Result<I>>,
+    to_raw: impl Fn(I) -> RawVersion,
+) -> azure_core::Result<Vec<RawVersion>> {
+    pager.map_ok(to_raw).try_collect().await
+}
+
+/// The SDK pastes names and versions into the URL path unescaped: only Key Vault's own
+/// alphabet (letters, digits, dashes; versions without dashes) may pass.
+fn check_path(name: &str, version: &str) -> Result<(), KvError> {
+    let invalid = |what: &str, value: &str, allowed: &str| KvError {
+        kind: KvErrorKind::Other,
+        message: format!("invalid Key Vault object {what} {value:?}: only {allowed} are allowed"),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 127
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !name_ok {
+        return Err(invalid("name", name, "1 to 127 letters, digits and dashes"));
+    }
+    if !version.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid("version", version, "letters and digits"));
+    }
+    Ok(())
+}
+
+/// `None` for the current version.
+fn pinned(version: &str) -> Option<String> {
+    (!version.is_empty()).then(|| version.to_string())
+}
+
+/// The version id: last segment of `https://<vault>/<collection>/<name>/<version>`.
+fn version_of(id: Option<&str>, field: &str) -> Result<String, KvError> {
+    let id = id.ok_or_else(|| missing(field))?;
+    let url = url::Url::parse(id).map_err(|_| invalid(field, id))?;
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    match segments.as_slice() {
+        [_, _, version, ..] => Ok((*version).to_string()),
+        _ => Err(invalid(field, id)),
+    }
+}
+
+fn invalid(field: &str, id: &str) -> KvError {
+    KvError {
+        kind: KvErrorKind::InvalidResponse,
+        message: format!("Key Vault answer has a malformed {field} {id:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_the_last_segment_of_the_id() {
+        let v = version_of(
+            Some("https://v.vault.azure.net/secrets/db/0123abc"),
+            "secret id",
+        )
+        .unwrap();
+        assert_eq!(v, "0123abc");
+        let v = version_of(Some("https://v.vault.azure.net/keys/k/v2/"), "key kid").unwrap();
+        assert_eq!(v, "v2");
+        for bad in ["https://v.vault.azure.net/secrets/db", "not a url"] {
+            let e = version_of(Some(bad), "secret id").unwrap_err();
+            assert_eq!(e.kind, KvErrorKind::InvalidResponse);
+        }
+        assert_eq!(
+            version_of(None, "secret id").unwrap_err().message,
+            "Key Vault answer has no secret id"
+        );
+    }
+
+    #[test]
+    fn names_and_versions_cannot_escape_the_path() {
+        assert!(check_path("db-password", "0123abcd").is_ok());
+        assert!(check_path("db", "").is_ok());
+        for (name, version) in [
+            ("", ""),
+            ("a/../keys/b", ""),
+            ("a?x=1", ""),
+            ("a", "v/1"),
+            ("a", "../x"),
+        ] {
+            let err = check_path(name, version).unwrap_err();
+            assert!(
+                err.message.starts_with("invalid Key Vault object"),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn versions_without_attributes_are_disabled() {
+        let info = RawVersion::new(Some("https://v/secrets/s/1".into()), None)
+            .into_info()
+            .unwrap();
+        assert_eq!(
+            info,
+            VersionInfo {
+                version: "1".into(),
+                created: None,
+                enabled: false
+            }
+        );
+        let created = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let info = RawVersion::new(
+            Some("https://v/secrets/s/2".into()),
+            Some((Some(created), None)),
+        )
+        .into_info()
+        .unwrap();
+        assert_eq!(
+            info,
+            VersionInfo {
+                version: "2".into(),
+                created: Some(1_700_000_000),
+                enabled: true
+            }
+        );
+        let info = RawVersion::new(
+            Some("https://v/secrets/s/3".into()),
+            Some((None, Some(false))),
+        )
+        .into_info()
+        .unwrap();
+        assert!(!info.enabled);
+    }
+}
