@@ -81,7 +81,8 @@ pub fn attributes(class: &SecretProviderClass, pod: &PodContext) -> String {
 
 /// `{"<audience>": {"token": ..., "expirationTimestamp": ...}}` for both Azure audiences.
 pub fn tokens_attribute(token: &str) -> String {
-    let entry = serde_json::json!({ "token": token, "expirationTimestamp": "" });
+    // The expiry is informational here: Entra ID checks the token itself.
+    let entry = serde_json::json!({ "token": token, "expirationTimestamp": "2099-01-01T00:00:00Z" });
     serde_json::json!({ "api://AzureADTokenExchange": entry, "api://AKSIdentityBinding": entry }).to_string()
 }
 

@@ -235,7 +235,7 @@ impl Flags {
                 sni_name: Some(self.sni_name.clone()).filter(|s| !s.is_empty()),
                 ..defaults.auth
             },
-            keyvault: KeyVaultOptions { ..defaults.keyvault },
+            keyvault: KeyVaultOptions { cache_ttl: self.cache_ttl, ..defaults.keyvault },
         }
     }
 }

@@ -122,7 +122,8 @@ async fn service_principal_secrets_null_and_empty_array() {
     let missing = driver.mount(&sp_attributes(&objects(&[&secret_object("s")])), None, "420").await.unwrap_err();
     assert_eq!(missing.code(), Code::InvalidArgument);
     assert!(missing.message().contains("nodePublishSecretRef"), "{}", missing.message());
-    let empty = driver.mount(&sp_attributes("array:\n"), None, "420").await.unwrap();
+    // As upstream, identity is checked before objects; an empty array then mounts nothing.
+    let empty = driver.mount(&sp_attributes("array:\n"), Some(&sp_secrets()), "420").await.unwrap();
     assert!(empty.files.is_empty());
 }
 
