@@ -10,9 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fetch --locked
-cargo build --locked --all-targets --offline
 
-run_tests=(cargo test --locked --offline "$@")
+# Everything, then the load test at a bounded size (it is #[ignore]d in plain `cargo test`).
+run_tests=(bash -c 'cargo test --locked --offline "$@" && LOAD_MOUNTS=${LOAD_MOUNTS:-2000} LOAD_CONCURRENCY=${LOAD_CONCURRENCY:-200} cargo test --locked --offline --test faults load -- --ignored --nocapture' bash "$@")
 if unshare -n true 2>/dev/null; then
   echo "running tests in an isolated network namespace (loopback only)"
   unshare -n bash -c 'ip link set lo up 2>/dev/null || true; exec "$@"' bash "${run_tests[@]}"
