@@ -90,7 +90,7 @@ impl SdkClients {
             let mut options = transport.client_options();
             options
                 .per_try_policies
-                .push(ExchangeMetrics::new(object_type));
+                .push(ExchangeMetrics::policy(object_type));
             options
         };
         let secrets = SecretClient::new(
