@@ -36,22 +36,42 @@ struct UpstreamLike {
 
 #[async_trait::async_trait]
 impl MountHandler for UpstreamLike {
-    async fn mount(&self, request: pb::MountRequest, deadline: Option<tokio::time::Instant>) -> Result<pb::MountResponse, tonic::Status> {
-        let options = ProviderOptions { max_concurrent_fetches: 1, ..ProviderOptions::default() };
-        Provider::new(self.transport.clone(), options).mount(request, deadline).await
+    async fn mount(
+        &self,
+        request: pb::MountRequest,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<pb::MountResponse, tonic::Status> {
+        let options = ProviderOptions {
+            max_concurrent_fetches: 1,
+            ..ProviderOptions::default()
+        };
+        Provider::new(self.transport.clone(), options)
+            .mount(request, deadline)
+            .await
     }
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn attributes(objects: usize) -> Value {
     let mut yaml = String::from("array:\n");
     for i in 0..objects {
-        yaml.push_str(&format!("  - |\n    objectName: s{i}\n    objectType: secret\n"));
+        yaml.push_str(&format!(
+            "  - |\n    objectName: s{i}\n    objectType: secret\n"
+        ));
     }
-    let token = service_account_token(ISSUER, "bench", "app", "api://AzureADTokenExchange", now() + 3600);
+    let token = service_account_token(
+        ISSUER,
+        "bench",
+        "app",
+        "api://AzureADTokenExchange",
+        now() + 3600,
+    );
     json!({
         "keyvaultName": VAULT,
         "tenantId": TENANT,
@@ -84,13 +104,21 @@ struct Row {
     tokens_per_mount: f64,
 }
 
-async fn timed_mounts(fake: &FakeAzure, provider: &RunningProvider, attributes: &Value, samples: usize) -> Row {
+async fn timed_mounts(
+    fake: &FakeAzure,
+    provider: &RunningProvider,
+    attributes: &Value,
+    samples: usize,
+) -> Row {
     let mut driver = provider.driver().await;
     fake.reset_counts();
     let mut times = Vec::with_capacity(samples);
     for _ in 0..samples {
         let started = Instant::now();
-        driver.mount(attributes, None, "420").await.expect("benchmark mount succeeds");
+        driver
+            .mount(attributes, None, "420")
+            .await
+            .expect("benchmark mount succeeds");
         times.push(started.elapsed());
     }
     times.sort();
@@ -104,14 +132,22 @@ async fn timed_mounts(fake: &FakeAzure, provider: &RunningProvider, attributes: 
 }
 
 /// Cold: a new provider process-state (empty caches) for every sample.
-async fn cold(fake: &FakeAzure, handler: &dyn Fn() -> Arc<dyn MountHandler>, attributes: &Value, samples: usize) -> Row {
+async fn cold(
+    fake: &FakeAzure,
+    handler: &dyn Fn() -> Arc<dyn MountHandler>,
+    attributes: &Value,
+    samples: usize,
+) -> Row {
     let mut times = Vec::with_capacity(samples);
     fake.reset_counts();
     for _ in 0..samples {
         let provider = RunningProvider::start_handler(handler()).await;
         let mut driver = provider.driver().await;
         let started = Instant::now();
-        driver.mount(attributes, None, "420").await.expect("benchmark mount succeeds");
+        driver
+            .mount(attributes, None, "420")
+            .await
+            .expect("benchmark mount succeeds");
         times.push(started.elapsed());
     }
     times.sort();
@@ -124,19 +160,31 @@ async fn cold(fake: &FakeAzure, handler: &dyn Fn() -> Arc<dyn MountHandler>, att
     }
 }
 
-async fn throughput(fake: &FakeAzure, provider: &RunningProvider, attributes: &Value, concurrency: usize, total: usize) -> (f64, f64) {
+async fn throughput(
+    fake: &FakeAzure,
+    provider: &RunningProvider,
+    attributes: &Value,
+    concurrency: usize,
+    total: usize,
+) -> (f64, f64) {
     fake.reset_counts();
     let started = Instant::now();
     let per_task = total / concurrency;
     let tasks = (0..concurrency).map(|_| async {
         let mut driver = provider.driver().await;
         for _ in 0..per_task {
-            driver.mount(attributes, None, "420").await.expect("benchmark mount succeeds");
+            driver
+                .mount(attributes, None, "420")
+                .await
+                .expect("benchmark mount succeeds");
         }
     });
     futures::future::join_all(tasks).await;
     let mounts = (per_task * concurrency) as f64;
-    (mounts / started.elapsed().as_secs_f64(), fake.counts().keyvault as f64 / mounts)
+    (
+        mounts / started.elapsed().as_secs_f64(),
+        fake.counts().keyvault as f64 / mounts,
+    )
 }
 
 fn print_row(label: &str, ours: Row, upstream: Row) {
@@ -191,46 +239,90 @@ async fn memory(fake: &FakeAzure) {
             driver.mount(&attributes, None, "420").await.is_ok()
         }
     });
-    let ok = futures::future::join_all(mounts).await.into_iter().filter(|ok| *ok).count();
+    let ok = futures::future::join_all(mounts)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count();
     let peak = rss_kib(child.id(), "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
-    println!("release binary RSS: idle {:.1} MiB, peak {:.1} MiB after 200 concurrent mounts of 10 secrets ({ok}/200 ok)", idle as f64 / 1024.0, peak as f64 / 1024.0);
+    println!(
+        "release binary RSS: idle {:.1} MiB, peak {:.1} MiB after 200 concurrent mounts of 10 secrets ({ok}/200 ok)",
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
 }
 
 #[tokio::main]
 async fn main() {
     let fake = FakeAzure::start().await;
-    fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, "system:serviceaccount:bench:app", "api://AzureADTokenExchange");
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        "system:serviceaccount:bench:app",
+        "api://AzureADTokenExchange",
+    );
     fake.grant(VAULT, CLIENT_ID);
     for i in 0..50 {
-        fake.add_secret(VAULT, &format!("s{i}"), "0123456789abcdef0123456789abcdef", &format!("value-{i}"), None, None, 1_700_000_000, true);
+        fake.add_secret(
+            VAULT,
+            &format!("s{i}"),
+            "0123456789abcdef0123456789abcdef",
+            &format!("value-{i}"),
+            None,
+            None,
+            1_700_000_000,
+            true,
+        );
     }
     fake.set_latency(KV_LATENCY, TOKEN_LATENCY);
     let transport = fake.transport();
 
     let ours_handler = {
         let transport = transport.clone();
-        move || -> Arc<dyn MountHandler> { Arc::new(Provider::new(transport.clone(), ProviderOptions::default())) }
+        move || -> Arc<dyn MountHandler> {
+            Arc::new(Provider::new(transport.clone(), ProviderOptions::default()))
+        }
     };
     let upstream_handler = {
         let transport = transport.clone();
-        move || -> Arc<dyn MountHandler> { Arc::new(UpstreamLike { transport: transport.clone() }) }
+        move || -> Arc<dyn MountHandler> {
+            Arc::new(UpstreamLike {
+                transport: transport.clone(),
+            })
+        }
     };
     let ours = RunningProvider::start_handler(ours_handler()).await;
     let upstream = RunningProvider::start_handler(upstream_handler()).await;
 
-    println!("akv-csi-provider mount benchmark: Key Vault latency {} ms, token latency {} ms", KV_LATENCY.as_millis(), TOKEN_LATENCY.as_millis());
-    println!("{:<26} | ours p50/p99 ms   | upstream-like p50/p99 | ratio  | requests", "workload");
+    println!(
+        "akv-csi-provider mount benchmark: Key Vault latency {} ms, token latency {} ms",
+        KV_LATENCY.as_millis(),
+        TOKEN_LATENCY.as_millis()
+    );
+    println!(
+        "{:<26} | ours p50/p99 ms   | upstream-like p50/p99 | ratio  | requests",
+        "workload"
+    );
     for objects in [1usize, 10, 50] {
         let attributes = attributes(objects);
         let cold_ours = cold(&fake, &ours_handler, &attributes, 5).await;
         let cold_upstream = cold(&fake, &upstream_handler, &attributes, 5).await;
-        print_row(&format!("cold, {objects} objects"), cold_ours, cold_upstream);
+        print_row(
+            &format!("cold, {objects} objects"),
+            cold_ours,
+            cold_upstream,
+        );
         let _ = timed_mounts(&fake, &ours, &attributes, 1).await;
         let warm_ours = timed_mounts(&fake, &ours, &attributes, 30).await;
         let warm_upstream = timed_mounts(&fake, &upstream, &attributes, 10).await;
-        print_row(&format!("warm, {objects} objects"), warm_ours, warm_upstream);
+        print_row(
+            &format!("warm, {objects} objects"),
+            warm_ours,
+            warm_upstream,
+        );
     }
     let attributes10 = attributes(10);
     let (ours_rate, ours_kv) = throughput(&fake, &ours, &attributes10, 64, 640).await;
@@ -244,10 +336,16 @@ async fn main() {
     fake.reset_counts();
     let concurrent = (0..100).map(|_| async {
         let mut driver = ours.driver().await;
-        driver.mount(&attributes5, None, "420").await.expect("mount")
+        driver
+            .mount(&attributes5, None, "420")
+            .await
+            .expect("mount")
     });
     futures::future::join_all(concurrent).await;
-    println!("100 concurrent mounts of the same 5 secrets by one identity: {} Key Vault requests in total", fake.counts().keyvault);
+    println!(
+        "100 concurrent mounts of the same 5 secrets by one identity: {} Key Vault requests in total",
+        fake.counts().keyvault
+    );
     fake.set_latency(Duration::ZERO, Duration::ZERO);
     memory(&fake).await;
 }

@@ -28,25 +28,47 @@ pub struct SecretProviderClass {
 
 /// Every SecretProviderClass document in a YAML text (other kinds are skipped).
 pub fn read_secret_provider_classes(yaml: &str) -> Result<Vec<SecretProviderClass>, String> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(yaml).map_err(|e| format!("not valid YAML: {e}"))?;
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(yaml).map_err(|e| format!("not valid YAML: {e}"))?;
     let mut classes = Vec::new();
     for document in documents {
         if document.get("kind").and_then(Value::as_str) != Some("SecretProviderClass") {
             continue;
         }
-        let name = document.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>").to_string();
-        let namespace = document.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-        let provider = document.pointer("/spec/provider").and_then(Value::as_str).unwrap_or_default().to_string();
+        let name = document
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("<unnamed>")
+            .to_string();
+        let namespace = document
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let provider = document
+            .pointer("/spec/provider")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let mut parameters = BTreeMap::new();
-        if let Some(map) = document.pointer("/spec/parameters").and_then(Value::as_object) {
+        if let Some(map) = document
+            .pointer("/spec/parameters")
+            .and_then(Value::as_object)
+        {
             for (key, value) in map {
                 let Some(text) = value.as_str() else {
-                    return Err(format!("SecretProviderClass {name}: parameter {key} must be a string (quote it)"));
+                    return Err(format!(
+                        "SecretProviderClass {name}: parameter {key} must be a string (quote it)"
+                    ));
                 };
                 parameters.insert(key.clone(), text.to_string());
             }
         }
-        classes.push(SecretProviderClass { name, namespace, provider, parameters });
+        classes.push(SecretProviderClass {
+            name,
+            namespace,
+            provider,
+            parameters,
+        });
     }
     Ok(classes)
 }
@@ -63,18 +85,28 @@ pub struct PodContext {
 
 /// The driver's `attributes` for this class and pod.
 pub fn attributes(class: &SecretProviderClass, pod: &PodContext) -> String {
-    let mut map: Map<String, Value> = class.parameters.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let mut map: Map<String, Value> = class
+        .parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     let pod_info = [
         ("csi.storage.k8s.io/pod.name", pod.pod_name.as_str()),
         ("csi.storage.k8s.io/pod.namespace", pod.namespace.as_str()),
-        ("csi.storage.k8s.io/serviceAccount.name", pod.service_account.as_str()),
+        (
+            "csi.storage.k8s.io/serviceAccount.name",
+            pod.service_account.as_str(),
+        ),
         ("secretProviderClass", class.name.as_str()),
     ];
     for (key, value) in pod_info {
         map.insert(key.into(), Value::String(value.into()));
     }
     if let Some(tokens) = &pod.tokens {
-        map.insert("csi.storage.k8s.io/serviceAccount.tokens".into(), Value::String(tokens.clone()));
+        map.insert(
+            "csi.storage.k8s.io/serviceAccount.tokens".into(),
+            Value::String(tokens.clone()),
+        );
     }
     Value::Object(map).to_string()
 }
@@ -82,8 +114,10 @@ pub fn attributes(class: &SecretProviderClass, pod: &PodContext) -> String {
 /// `{"<audience>": {"token": ..., "expirationTimestamp": ...}}` for both Azure audiences.
 pub fn tokens_attribute(token: &str) -> String {
     // The expiry is informational here: Entra ID checks the token itself.
-    let entry = serde_json::json!({ "token": token, "expirationTimestamp": "2099-01-01T00:00:00Z" });
-    serde_json::json!({ "api://AzureADTokenExchange": entry, "api://AKSIdentityBinding": entry }).to_string()
+    let entry =
+        serde_json::json!({ "token": token, "expirationTimestamp": "2099-01-01T00:00:00Z" });
+    serde_json::json!({ "api://AzureADTokenExchange": entry, "api://AKSIdentityBinding": entry })
+        .to_string()
 }
 
 /// Validates every SecretProviderClass in `files`; returns the report and whether all passed.
@@ -91,7 +125,9 @@ pub fn check(files: &[PathBuf], defaults: &RequestDefaults) -> (String, bool) {
     let mut report = String::new();
     let mut all_ok = true;
     for file in files {
-        let classes = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}")).and_then(|text| read_secret_provider_classes(&text));
+        let classes = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read: {e}"))
+            .and_then(|text| read_secret_provider_classes(&text));
         let classes = match classes {
             Ok(classes) if classes.is_empty() => Err("no SecretProviderClass document".to_string()),
             other => other,
@@ -107,10 +143,20 @@ pub fn check(files: &[PathBuf], defaults: &RequestDefaults) -> (String, bool) {
                     all_ok &= verdict.is_ok();
                     match verdict {
                         Ok(summary) => {
-                            let _ = writeln!(report, "{}: {}: ok: {summary}", file.display(), class.name);
+                            let _ = writeln!(
+                                report,
+                                "{}: {}: ok: {summary}",
+                                file.display(),
+                                class.name
+                            );
                         }
                         Err(problem) => {
-                            let _ = writeln!(report, "{}: {}: error: {problem}", file.display(), class.name);
+                            let _ = writeln!(
+                                report,
+                                "{}: {}: error: {problem}",
+                                file.display(),
+                                class.name
+                            );
                         }
                     }
                 }
@@ -122,7 +168,10 @@ pub fn check(files: &[PathBuf], defaults: &RequestDefaults) -> (String, bool) {
 
 fn check_class(class: &SecretProviderClass, defaults: &RequestDefaults) -> Result<String, String> {
     if !class.provider.eq_ignore_ascii_case("azure") {
-        return Err(format!("spec.provider is {:?}; this provider serves \"azure\"", class.provider));
+        return Err(format!(
+            "spec.provider is {:?}; this provider serves \"azure\"",
+            class.provider
+        ));
     }
     let pod = PodContext {
         pod_name: "check".into(),
@@ -130,10 +179,24 @@ fn check_class(class: &SecretProviderClass, defaults: &RequestDefaults) -> Resul
         service_account: "default".into(),
         tokens: Some(tokens_attribute("placeholder.service-account.token")),
     };
-    let uses_node_secret = ["usePodIdentity", "useVMManagedIdentity", "useAzureTokenProxy", "clientID"]
-        .iter()
-        .all(|key| class.parameters.get(*key).is_none_or(|v| v.trim().is_empty() || v.trim().eq_ignore_ascii_case("false")));
-    let secrets = if uses_node_secret { r#"{"clientid":"placeholder","clientsecret":"placeholder"}"# } else { "null" };
+    let uses_node_secret = [
+        "usePodIdentity",
+        "useVMManagedIdentity",
+        "useAzureTokenProxy",
+        "clientID",
+    ]
+    .iter()
+    .all(|key| {
+        class
+            .parameters
+            .get(*key)
+            .is_none_or(|v| v.trim().is_empty() || v.trim().eq_ignore_ascii_case("false"))
+    });
+    let secrets = if uses_node_secret {
+        r#"{"clientid":"placeholder","clientsecret":"placeholder"}"#
+    } else {
+        "null"
+    };
     let raw = pb::MountRequest {
         attributes: attributes(class, &pod),
         secrets: secrets.into(),
@@ -141,13 +204,23 @@ fn check_class(class: &SecretProviderClass, defaults: &RequestDefaults) -> Resul
         ..Default::default()
     };
     let parsed = request::parse(&raw, defaults).map_err(|e| e.0)?;
-    let files: Vec<String> = parsed.objects.iter().map(|o| format!("{o} → {}", o.file_name())).collect();
-    Ok(format!("{} object(s), identity {}: {}", parsed.objects.len(), parsed.identity.mode_name(), files.join(", ")))
+    let files: Vec<String> = parsed
+        .objects
+        .iter()
+        .map(|o| format!("{o} → {}", o.file_name()))
+        .collect();
+    Ok(format!(
+        "{} object(s), identity {}: {}",
+        parsed.objects.len(),
+        parsed.identity.mode_name(),
+        files.join(", ")
+    ))
 }
 
 /// Performs a mount and writes the files under `args.out`; returns the object-version lines.
 pub async fn mount(args: &MountArgs, provider: &Provider) -> Result<String, String> {
-    let text = std::fs::read_to_string(&args.spc).map_err(|e| format!("{}: {e}", args.spc.display()))?;
+    let text =
+        std::fs::read_to_string(&args.spc).map_err(|e| format!("{}: {e}", args.spc.display()))?;
     let class = read_secret_provider_classes(&text)?
         .into_iter()
         .next()
@@ -158,21 +231,36 @@ pub async fn mount(args: &MountArgs, provider: &Provider) -> Result<String, Stri
     };
     let pod = PodContext {
         pod_name: args.pod_name.clone(),
-        namespace: args.namespace.clone().or_else(|| class.namespace.clone()).unwrap_or_else(|| "default".into()),
+        namespace: args
+            .namespace
+            .clone()
+            .or_else(|| class.namespace.clone())
+            .unwrap_or_else(|| "default".into()),
         service_account: args.service_account.clone(),
         tokens,
     };
     let secrets = match &args.secrets_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let map: BTreeMap<String, String> = serde_saphyr::from_str(&text).map_err(|e| format!("{}: not a map of strings: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let map: BTreeMap<String, String> = serde_saphyr::from_str(&text)
+                .map_err(|e| format!("{}: not a map of strings: {e}", path.display()))?;
             serde_json::to_string(&map).map_err(|e| e.to_string())?
         }
         None => "null".into(),
     };
-    let mode = u32::from_str_radix(args.permission.trim_start_matches("0o"), 8).map_err(|_| format!("--permission {:?} is not an octal mode", args.permission))?;
-    let raw = pb::MountRequest { attributes: attributes(&class, &pod), secrets, permission: mode.to_string(), ..Default::default() };
-    let response = provider.mount(raw, None).await.map_err(|status| format!("mount failed ({:?}): {}", status.code(), status.message()))?;
+    let mode = u32::from_str_radix(args.permission.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("--permission {:?} is not an octal mode", args.permission))?;
+    let raw = pb::MountRequest {
+        attributes: attributes(&class, &pod),
+        secrets,
+        permission: mode.to_string(),
+        ..Default::default()
+    };
+    let response = provider
+        .mount(raw, None)
+        .await
+        .map_err(|status| format!("mount failed ({:?}): {}", status.code(), status.message()))?;
     write_files(&args.out, &response.files)?;
     let mut lines = String::new();
     for version in &response.object_version {
@@ -182,7 +270,9 @@ pub async fn mount(args: &MountArgs, provider: &Provider) -> Result<String, Stri
 }
 
 fn read_trimmed(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Writes files with their modes, as the driver does (paths were validated as clean relative paths).
@@ -195,7 +285,8 @@ fn write_files(out: &Path, files: &[pb::File]) -> Result<(), String> {
         }
         std::fs::write(&path, &file.contents).map_err(|e| format!("{}: {e}", path.display()))?;
         let mode = u32::try_from(file.mode).unwrap_or(0o600) & 0o777;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
 }
@@ -239,17 +330,31 @@ spec:
     #[test]
     fn non_string_parameters_are_rejected() {
         let yaml = "kind: SecretProviderClass\nmetadata: {name: x}\nspec:\n  provider: azure\n  parameters:\n    usePodIdentity: false\n";
-        assert!(read_secret_provider_classes(yaml).unwrap_err().contains("usePodIdentity"));
+        assert!(
+            read_secret_provider_classes(yaml)
+                .unwrap_err()
+                .contains("usePodIdentity")
+        );
     }
 
     #[test]
     fn attributes_carry_pod_information_and_tokens() {
         let class = &read_secret_provider_classes(SPC).unwrap()[0];
-        let pod = PodContext { pod_name: "p".into(), namespace: "n".into(), service_account: "sa".into(), tokens: Some(tokens_attribute("t")) };
+        let pod = PodContext {
+            pod_name: "p".into(),
+            namespace: "n".into(),
+            service_account: "sa".into(),
+            tokens: Some(tokens_attribute("t")),
+        };
         let attributes: Value = serde_json::from_str(&attributes(class, &pod)).unwrap();
         assert_eq!(attributes["csi.storage.k8s.io/pod.namespace"], "n");
         assert_eq!(attributes["secretProviderClass"], "azure-kvname");
-        let tokens: Value = serde_json::from_str(attributes["csi.storage.k8s.io/serviceAccount.tokens"].as_str().unwrap()).unwrap();
+        let tokens: Value = serde_json::from_str(
+            attributes["csi.storage.k8s.io/serviceAccount.tokens"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(tokens["api://AzureADTokenExchange"]["token"], "t");
     }
 }

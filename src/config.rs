@@ -20,7 +20,9 @@ pub fn parse_go_bool(value: &str) -> Result<bool, String> {
     match value {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        other => Err(format!("strconv.ParseBool: parsing {other:?}: invalid syntax")),
+        other => Err(format!(
+            "strconv.ParseBool: parsing {other:?}: invalid syntax"
+        )),
     }
 }
 
@@ -36,10 +38,14 @@ pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
     }
     let mut total = Duration::ZERO;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let seconds = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -209,22 +215,33 @@ impl Flags {
     /// The HTTP seam for every Azure call: production, or the hidden test redirect.
     pub fn transport(&self) -> Result<Transport, String> {
         let extra_ca_pem = match &self.extra_ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|e| format!("--extra-ca-file {}: {e}", path.display()))?),
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("--extra-ca-file {}: {e}", path.display()))?,
+            ),
             None => None,
         };
         match &self.test_redirect_url {
             Some(url) => {
-                let target = url.parse().map_err(|e| format!("--test-redirect-url {url}: {e}"))?;
+                let target = url
+                    .parse()
+                    .map_err(|e| format!("--test-redirect-url {url}: {e}"))?;
                 Transport::redirect_all(target, extra_ca_pem).map_err(|e| e.to_string())
             }
-            None => Transport::production(&TransportOptions { extra_ca_pem, ..TransportOptions::default() }).map_err(|e| e.to_string()),
+            None => Transport::production(&TransportOptions {
+                extra_ca_pem,
+                ..TransportOptions::default()
+            })
+            .map_err(|e| e.to_string()),
         }
     }
 
     pub fn provider_options(&self) -> ProviderOptions {
         let defaults = ProviderOptions::default();
         ProviderOptions {
-            request: RequestDefaults { cloud_name: self.cloud_name.clone() },
+            request: RequestDefaults {
+                cloud_name: self.cloud_name.clone(),
+            },
             content: ContentOptions {
                 construct_pem_chain: self.construct_pem_chain,
                 write_cert_and_key_in_separate_files: self.write_cert_and_key_in_separate_files,
@@ -235,7 +252,10 @@ impl Flags {
                 sni_name: Some(self.sni_name.clone()).filter(|s| !s.is_empty()),
                 ..defaults.auth
             },
-            keyvault: KeyVaultOptions { cache_ttl: self.cache_ttl, ..defaults.keyvault },
+            keyvault: KeyVaultOptions {
+                cache_ttl: self.cache_ttl,
+                ..defaults.keyvault
+            },
         }
     }
 }
@@ -259,7 +279,15 @@ mod tests {
 
     #[test]
     fn go_style_booleans_and_verbosity() {
-        let f = Cli::try_parse_from(["p", "--construct-pem-chain=false", "--log-format-json", "-v=5", "--write-cert-and-key-in-separate-files=True"]).unwrap().flags;
+        let f = Cli::try_parse_from([
+            "p",
+            "--construct-pem-chain=false",
+            "--log-format-json",
+            "-v=5",
+            "--write-cert-and-key-in-separate-files=True",
+        ])
+        .unwrap()
+        .flags;
         assert!(!f.construct_pem_chain);
         assert!(f.log_format_json);
         assert!(f.write_cert_and_key_in_separate_files);
@@ -272,7 +300,10 @@ mod tests {
     #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_go_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_go_duration("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert!(parse_go_duration("5").is_err());
         assert!(parse_go_duration("abc").is_err());
     }

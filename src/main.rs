@@ -16,14 +16,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let flags = &cli.flags;
     if flags.version {
-        println!("{}", serde_json::json!({ "version": BUILD_VERSION, "buildDate": option_env!("AKV_CSI_PROVIDER_BUILD_DATE").unwrap_or("") }));
+        println!(
+            "{}",
+            serde_json::json!({ "version": BUILD_VERSION, "buildDate": option_env!("AKV_CSI_PROVIDER_BUILD_DATE").unwrap_or("") })
+        );
         return ExitCode::SUCCESS;
     }
     if let Err(e) = telemetry::init_logging(flags.log_format_json, flags.verbosity) {
         eprintln!("cannot set up logging: {e}");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -33,9 +39,18 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => runtime.block_on(serve(flags)),
         Some(Command::Check { files }) => {
-            let (report, ok) = cli::check(files, &RequestDefaults { cloud_name: flags.cloud_name.clone() });
+            let (report, ok) = cli::check(
+                files,
+                &RequestDefaults {
+                    cloud_name: flags.cloud_name.clone(),
+                },
+            );
             print!("{report}");
-            return if ok { ExitCode::SUCCESS } else { ExitCode::from(1) };
+            return if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            };
         }
         Some(Command::Mount(args)) => runtime.block_on(async {
             let provider = Provider::new(flags.transport()?, flags.provider_options());
@@ -58,22 +73,35 @@ fn main() -> ExitCode {
 /// so a port or socket that cannot be bound is a startup error.
 async fn serve(flags: &Flags) -> Result<(), String> {
     if !flags.metrics_backend.eq_ignore_ascii_case("prometheus") {
-        return Err(format!("unsupported metrics backend {:?}: only prometheus is supported", flags.metrics_backend));
+        return Err(format!(
+            "unsupported metrics backend {:?}: only prometheus is supported",
+            flags.metrics_backend
+        ));
     }
-    CloudEnvironment::from_name(&flags.cloud_name, None).map_err(|e| format!("--cloud-name: {e}"))?;
+    CloudEnvironment::from_name(&flags.cloud_name, None)
+        .map_err(|e| format!("--cloud-name: {e}"))?;
     if flags.enable_pprof {
-        tracing::warn!("--enable-pprof is accepted for compatibility; this provider has no pprof endpoint");
+        tracing::warn!(
+            "--enable-pprof is accepted for compatibility; this provider has no pprof endpoint"
+        );
     }
     let endpoint = server::parse_endpoint(&flags.endpoint).map_err(|e| e.to_string())?;
     let provider = Arc::new(Provider::new(flags.transport()?, flags.provider_options()));
 
     let grpc = Server::bind(&endpoint).await.map_err(|e| e.to_string())?;
-    let metrics = telemetry::bind_metrics(telemetry::all_interfaces(flags.prometheus_port), telemetry::metrics())
-        .await
-        .map_err(|e| e.to_string())?;
+    let metrics = telemetry::bind_metrics(
+        telemetry::all_interfaces(flags.prometheus_port),
+        telemetry::metrics(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let health = telemetry::bind_health(
         telemetry::all_interfaces(flags.healthz_port),
-        HealthConfig { path: flags.healthz_path.clone(), endpoint: grpc.endpoint().clone(), timeout: flags.healthz_timeout },
+        HealthConfig {
+            path: flags.healthz_path.clone(),
+            endpoint: grpc.endpoint().clone(),
+            timeout: flags.healthz_timeout,
+        },
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -96,7 +124,13 @@ async fn serve(flags: &Flags) -> Result<(), String> {
     });
     let metrics_task = tokio::spawn(metrics.serve(stop.clone().cancelled_owned()));
     let health_task = tokio::spawn(health.serve(stop.clone().cancelled_owned()));
-    let served = grpc.serve(provider, stop.clone().cancelled_owned(), flags.shutdown_grace_period).await;
+    let served = grpc
+        .serve(
+            provider,
+            stop.clone().cancelled_owned(),
+            flags.shutdown_grace_period,
+        )
+        .await;
     stop.cancel();
     let _ = tokio::join!(metrics_task, health_task);
     served.map_err(|e| e.to_string())
@@ -104,7 +138,10 @@ async fn serve(flags: &Flags) -> Result<(), String> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

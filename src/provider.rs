@@ -14,7 +14,9 @@ use tonic::{Code, Status};
 
 use crate::auth::{AuthOptions, Identities};
 use crate::content::{self, ContentOptions, RenderedFile};
-use crate::keyvault::{KeyVaultOptions, KvError, KvErrorKind, VaultClient, VaultClients, VersionInfo};
+use crate::keyvault::{
+    KeyVaultOptions, KvError, KvErrorKind, VaultClient, VaultClients, VersionInfo,
+};
 use crate::pb;
 use crate::request::{self, MountRequest, ObjectSpec, ObjectType, RequestDefaults};
 use crate::server::MountHandler;
@@ -74,15 +76,24 @@ impl Provider {
     pub fn new(transport: Transport, options: ProviderOptions) -> Self {
         let identities = Identities::new(transport.clone(), options.auth.clone());
         let vaults = VaultClients::new(transport, options.keyvault.clone());
-        Self { options, identities, vaults }
+        Self {
+            options,
+            identities,
+            vaults,
+        }
     }
 
     /// Serves one `Mount` call.
-    pub async fn mount(&self, raw: pb::MountRequest, deadline: Option<Instant>) -> Result<pb::MountResponse, Status> {
+    pub async fn mount(
+        &self,
+        raw: pb::MountRequest,
+        deadline: Option<Instant>,
+    ) -> Result<pb::MountResponse, Status> {
         let started = Instant::now();
         let _in_flight = metrics().mount_started();
         let deadline = effective_deadline(started, deadline);
-        let parsed = request::parse(&raw, &self.options.request).map_err(|e| Status::invalid_argument(e.0));
+        let parsed =
+            request::parse(&raw, &self.options.request).map_err(|e| Status::invalid_argument(e.0));
         let outcome = match &parsed {
             Ok(request) => self.mount_request(request, deadline).await,
             Err(status) => Err(status.clone()),
@@ -94,16 +105,24 @@ impl Provider {
         outcome
     }
 
-    async fn mount_request(&self, request: &MountRequest, deadline: Instant) -> Result<pb::MountResponse, Status> {
+    async fn mount_request(
+        &self,
+        request: &MountRequest,
+        deadline: Instant,
+    ) -> Result<pb::MountResponse, Status> {
         if request.objects.is_empty() {
             return Ok(pb::MountResponse::default());
         }
-        let identity = self
-            .identities
-            .resolve(request)
-            .await
-            .map_err(|e| Status::unauthenticated(format!("failed to authenticate ({}): {e}", request.identity.mode_name())))?;
-        let client = self.vaults.client(&identity, &request.vault_url()).map_err(|e| kv_status(None, &e))?;
+        let identity = self.identities.resolve(request).await.map_err(|e| {
+            Status::unauthenticated(format!(
+                "failed to authenticate ({}): {e}",
+                request.identity.mode_name()
+            ))
+        })?;
+        let client = self
+            .vaults
+            .client(&identity, &request.vault_url())
+            .map_err(|e| kv_status(None, &e))?;
         let limit = Arc::new(Semaphore::new(self.options.max_concurrent_fetches.max(1)));
         // All objects start at once; the semaphore bounds the Key Vault calls in flight.
         let mut fetches = Vec::with_capacity(request.objects.len());
@@ -120,7 +139,10 @@ impl Provider {
             )));
         }
         if total > SECRET_SYNC_WARN_BYTES {
-            tracing::warn!(bytes = total, "mount is larger than 1 MiB: syncing it to a Kubernetes Secret will fail");
+            tracing::warn!(
+                bytes = total,
+                "mount is larger than 1 MiB: syncing it to a Kubernetes Secret will fail"
+            );
         }
         Ok(response(files))
     }
@@ -136,10 +158,24 @@ impl Provider {
     ) -> Result<Vec<MountedFile>, Status> {
         if !object.is_multi_version() {
             let base = object.file_name().to_string();
-            return self.fetch_version(request, client, object, &object.version, base, object.id(), limit, deadline).await;
+            return self
+                .fetch_version(
+                    request,
+                    client,
+                    object,
+                    &object.version,
+                    base,
+                    object.id(),
+                    limit,
+                    deadline,
+                )
+                .await;
         }
         let listed = {
-            let _permit = limit.acquire().await.map_err(|_| Status::internal("fetch limiter closed"))?;
+            let _permit = limit
+                .acquire()
+                .await
+                .map_err(|_| Status::internal("fetch limiter closed"))?;
             client
                 .list_versions(object.object_type, &object.name, deadline)
                 .await
@@ -151,7 +187,9 @@ impl Provider {
         for (index, version) in chosen.iter().enumerate() {
             let base = format!("{}/{index}", object.file_name());
             let id = format!("{}/{index}", object.id());
-            fetches.push(self.fetch_version(request, client, object, version, base, id, limit, deadline));
+            fetches.push(
+                self.fetch_version(request, client, object, version, base, id, limit, deadline),
+            );
         }
         let files: Vec<Vec<MountedFile>> = futures::future::try_join_all(fetches).await?;
         Ok(files.into_iter().flatten().collect())
@@ -171,24 +209,45 @@ impl Provider {
         deadline: Instant,
     ) -> Result<Vec<MountedFile>, Status> {
         let fetch_error = |e: KvError| kv_status(Some(object), &e);
-        let content_error = |e: content::ContentError| Status::failed_precondition(format!("object {object}: {e}"));
+        let content_error =
+            |e: content::ContentError| Status::failed_precondition(format!("object {object}: {e}"));
         let (rendered, fetched_version) = {
-            let _permit = limit.acquire().await.map_err(|_| Status::internal("fetch limiter closed"))?;
+            let _permit = limit
+                .acquire()
+                .await
+                .map_err(|_| Status::internal("fetch limiter closed"))?;
             match object.object_type {
                 ObjectType::Secret => {
-                    let fetched = client.get_secret(&object.name, version, deadline).await.map_err(fetch_error)?;
-                    let rendered =
-                        content::render_secret(&fetched.value, object.format, object.encoding, &self.options.content).map_err(content_error)?;
+                    let fetched = client
+                        .get_secret(&object.name, version, deadline)
+                        .await
+                        .map_err(fetch_error)?;
+                    let rendered = content::render_secret(
+                        &fetched.value,
+                        object.format,
+                        object.encoding,
+                        &self.options.content,
+                    )
+                    .map_err(content_error)?;
                     (rendered, fetched.version)
                 }
                 ObjectType::Key => {
-                    let fetched = client.get_key(&object.name, version, deadline).await.map_err(fetch_error)?;
+                    let fetched = client
+                        .get_key(&object.name, version, deadline)
+                        .await
+                        .map_err(fetch_error)?;
                     let pem = content::render_key(&fetched.value).map_err(content_error)?;
                     (single_file(pem), fetched.version)
                 }
                 ObjectType::Cert => {
-                    let fetched = client.get_certificate(&object.name, version, deadline).await.map_err(fetch_error)?;
-                    (single_file(content::render_certificate(&fetched.value)), fetched.version)
+                    let fetched = client
+                        .get_certificate(&object.name, version, deadline)
+                        .await
+                        .map_err(fetch_error)?;
+                    (
+                        single_file(content::render_certificate(&fetched.value)),
+                        fetched.version,
+                    )
                 }
             }
         };
@@ -213,26 +272,43 @@ impl Provider {
 
 #[async_trait::async_trait]
 impl MountHandler for Provider {
-    async fn mount(&self, request: pb::MountRequest, deadline: Option<Instant>) -> Result<pb::MountResponse, Status> {
+    async fn mount(
+        &self,
+        request: pb::MountRequest,
+        deadline: Option<Instant>,
+    ) -> Result<pb::MountResponse, Status> {
         Provider::mount(self, request, deadline).await
     }
 }
 
 fn single_file(contents: Vec<u8>) -> content::Rendered {
-    content::Rendered { files: vec![RenderedFile { suffix: "", contents }], warnings: Vec::new() }
+    content::Rendered {
+        files: vec![RenderedFile {
+            suffix: "",
+            contents,
+        }],
+        warnings: Vec::new(),
+    }
 }
 
 fn effective_deadline(now: Instant, requested: Option<Instant>) -> Instant {
     let default = now + DEFAULT_DEADLINE;
     match requested {
-        Some(deadline) => deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline).min(default),
+        Some(deadline) => deadline
+            .checked_sub(DEADLINE_MARGIN)
+            .unwrap_or(deadline)
+            .min(default),
         None => default,
     }
 }
 
 /// Upstream's version-history selection, without its N+1: enabled versions, newest first by
 /// `created` (missing = epoch), starting at `start` (`""`/`latest` = newest), at most `count`.
-pub fn choose_versions(mut versions: Vec<VersionInfo>, start: &str, count: usize) -> Result<Vec<String>, String> {
+pub fn choose_versions(
+    mut versions: Vec<VersionInfo>,
+    start: &str,
+    count: usize,
+) -> Result<Vec<String>, String> {
     versions.retain(|v| v.enabled);
     versions.sort_by_key(|v| std::cmp::Reverse(v.created.unwrap_or(0)));
     let first = if start.is_empty() || start == "latest" {
@@ -243,7 +319,12 @@ pub fn choose_versions(mut versions: Vec<VersionInfo>, start: &str, count: usize
             .position(|v| v.version == start)
             .ok_or_else(|| format!("objectVersion {start} is not among the enabled versions"))?
     };
-    let chosen: Vec<String> = versions.into_iter().skip(first).take(count).map(|v| v.version).collect();
+    let chosen: Vec<String> = versions
+        .into_iter()
+        .skip(first)
+        .take(count)
+        .map(|v| v.version)
+        .collect();
     if chosen.is_empty() {
         return Err("no enabled version".into());
     }
@@ -251,21 +332,41 @@ pub fn choose_versions(mut versions: Vec<VersionInfo>, start: &str, count: usize
 }
 
 fn response(files: Vec<MountedFile>) -> pb::MountResponse {
-    let mut response = pb::MountResponse { files: Vec::with_capacity(files.len()), object_version: Vec::with_capacity(files.len()), error: None };
+    let mut response = pb::MountResponse {
+        files: Vec::with_capacity(files.len()),
+        object_version: Vec::with_capacity(files.len()),
+        error: None,
+    };
     for file in files {
-        response.object_version.push(pb::ObjectVersion { id: file.id, version: file.version });
+        response.object_version.push(pb::ObjectVersion {
+            id: file.id,
+            version: file.version,
+        });
         // Modes are validated to 0..=0o777, so the cast cannot truncate.
-        response.files.push(pb::File { path: file.path, mode: file.mode as i32, contents: file.contents });
+        response.files.push(pb::File {
+            path: file.path,
+            mode: file.mode as i32,
+            contents: file.contents,
+        });
     }
     response
 }
 
 fn record_certificate_expiry(request: &MountRequest, object: &ObjectSpec, files: &[RenderedFile]) {
     // The main file holds every certificate of the object (separate .crt/.key files repeat them).
-    let Some(main) = files.iter().find(|f| f.suffix.is_empty()) else { return };
-    let earliest = content::certificate_expiries(&main.contents).into_iter().min();
+    let Some(main) = files.iter().find(|f| f.suffix.is_empty()) else {
+        return;
+    };
+    let earliest = content::certificate_expiries(&main.contents)
+        .into_iter()
+        .min();
     if let Some(not_after) = earliest {
-        metrics().certificate_expiry(&request.vault_name, object.object_type.as_str(), &object.name, not_after);
+        metrics().certificate_expiry(
+            &request.vault_name,
+            object.object_type.as_str(),
+            &object.name,
+            not_after,
+        );
     }
 }
 
@@ -280,8 +381,16 @@ fn kv_status(object: Option<&ObjectSpec>, error: &KvError) -> Status {
         KvErrorKind::InvalidResponse | KvErrorKind::Other => Code::Internal,
     };
     match object {
-        Some(object) if object.version.is_empty() => Status::new(code, format!("failed to get {object}: {error}")),
-        Some(object) => Status::new(code, format!("failed to get {object} (version {}): {error}", object.version)),
+        Some(object) if object.version.is_empty() => {
+            Status::new(code, format!("failed to get {object}: {error}"))
+        }
+        Some(object) => Status::new(
+            code,
+            format!(
+                "failed to get {object} (version {}): {error}",
+                object.version
+            ),
+        ),
         None => Status::new(code, error.message.clone()),
     }
 }
@@ -306,15 +415,43 @@ fn result_class(outcome: &Result<pb::MountResponse, Status>) -> &'static str {
 }
 
 /// One structured line per mount.
-fn log_mount(request: Option<&MountRequest>, outcome: &Result<pb::MountResponse, Status>, result: &str, seconds: f64) {
+fn log_mount(
+    request: Option<&MountRequest>,
+    outcome: &Result<pb::MountResponse, Status>,
+    result: &str,
+    seconds: f64,
+) {
     let (pod, namespace, spc, objects) = match request {
-        Some(r) => (r.pod.name.as_str(), r.pod.namespace.as_str(), r.secret_provider_class.as_deref().unwrap_or(""), r.objects.len()),
+        Some(r) => (
+            r.pod.name.as_str(),
+            r.pod.namespace.as_str(),
+            r.secret_provider_class.as_deref().unwrap_or(""),
+            r.objects.len(),
+        ),
         None => ("", "", "", 0),
     };
     let duration_ms = (seconds * 1000.0).round() as u64;
     match outcome {
-        Ok(response) => tracing::info!(pod, namespace, spc, objects, files = response.files.len(), duration_ms, result, "mount"),
-        Err(status) => tracing::warn!(pod, namespace, spc, objects, duration_ms, result, error = status.message(), "mount failed"),
+        Ok(response) => tracing::info!(
+            pod,
+            namespace,
+            spc,
+            objects,
+            files = response.files.len(),
+            duration_ms,
+            result,
+            "mount"
+        ),
+        Err(status) => tracing::warn!(
+            pod,
+            namespace,
+            spc,
+            objects,
+            duration_ms,
+            result,
+            error = status.message(),
+            "mount failed"
+        ),
     }
 }
 
@@ -323,15 +460,35 @@ mod tests {
     use super::*;
 
     fn v(version: &str, created: i64, enabled: bool) -> VersionInfo {
-        VersionInfo { version: version.into(), created: Some(created), enabled }
+        VersionInfo {
+            version: version.into(),
+            created: Some(created),
+            enabled,
+        }
     }
 
     #[test]
     fn version_history_is_exactly_n_newest_first() {
-        let listed = vec![v("c", 3, true), v("e", 1, true), v("b", 4, true), v("a", 5, true), v("d", 2, true)];
-        assert_eq!(choose_versions(listed.clone(), "latest", 5).unwrap(), ["a", "b", "c", "d", "e"]);
-        assert_eq!(choose_versions(listed.clone(), "", 2).unwrap(), ["a", "b"], "exactly N, not N+1");
-        assert_eq!(choose_versions(listed.clone(), "c", 5).unwrap(), ["c", "d", "e"]);
+        let listed = vec![
+            v("c", 3, true),
+            v("e", 1, true),
+            v("b", 4, true),
+            v("a", 5, true),
+            v("d", 2, true),
+        ];
+        assert_eq!(
+            choose_versions(listed.clone(), "latest", 5).unwrap(),
+            ["a", "b", "c", "d", "e"]
+        );
+        assert_eq!(
+            choose_versions(listed.clone(), "", 2).unwrap(),
+            ["a", "b"],
+            "exactly N, not N+1"
+        );
+        assert_eq!(
+            choose_versions(listed.clone(), "c", 5).unwrap(),
+            ["c", "d", "e"]
+        );
         assert_eq!(choose_versions(listed, "", 200).unwrap().len(), 5);
     }
 
@@ -339,7 +496,11 @@ mod tests {
     fn version_history_skips_disabled_and_reports_missing_start() {
         let listed = vec![v("a", 5, false), v("b", 4, true)];
         assert_eq!(choose_versions(listed.clone(), "", 2).unwrap(), ["b"]);
-        assert!(choose_versions(listed.clone(), "a", 2).unwrap_err().contains("objectVersion a"));
+        assert!(
+            choose_versions(listed.clone(), "a", 2)
+                .unwrap_err()
+                .contains("objectVersion a")
+        );
         assert!(choose_versions(vec![v("a", 1, false)], "", 2).is_err());
     }
 
@@ -348,7 +509,13 @@ mod tests {
         let now = Instant::now();
         assert_eq!(effective_deadline(now, None), now + DEFAULT_DEADLINE);
         let asked = now + Duration::from_secs(10);
-        assert_eq!(effective_deadline(now, Some(asked)), asked - DEADLINE_MARGIN);
-        assert_eq!(effective_deadline(now, Some(now + Duration::from_secs(600))), now + DEFAULT_DEADLINE);
+        assert_eq!(
+            effective_deadline(now, Some(asked)),
+            asked - DEADLINE_MARGIN
+        );
+        assert_eq!(
+            effective_deadline(now, Some(now + Duration::from_secs(600))),
+            now + DEFAULT_DEADLINE
+        );
     }
 }

@@ -53,7 +53,10 @@ const BAD_TYPE: &str = r#"    keyvaultName: "kv"
 "#;
 
 fn run(args: &[&str]) -> Output {
-    std::process::Command::new(BIN).args(args).output().expect("run the binary")
+    std::process::Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run the binary")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -65,24 +68,53 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 #[test]
 fn check_accepts_a_good_manifest() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "good.yaml", &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: team-a}}\n---\n{}", spc("good", GOOD)));
+    let file = write(
+        dir.path(),
+        "good.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: team-a}}\n---\n{}",
+            spc("good", GOOD)
+        ),
+    );
     let out = run(&["check", &file]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("good: ok") && stdout.contains("secret/db-password") && stdout.contains("cert/tls"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("good: ok")
+            && stdout.contains("secret/db-password")
+            && stdout.contains("cert/tls"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn check_reports_each_bad_manifest_and_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!("{}\n---\n{}\n---\n{}", spc("good", GOOD), spc("bad-mode", BAD_PERMISSION), spc("bad-type", BAD_TYPE));
+    let text = format!(
+        "{}\n---\n{}\n---\n{}",
+        spc("good", GOOD),
+        spc("bad-mode", BAD_PERMISSION),
+        spc("bad-type", BAD_TYPE)
+    );
     let file = write(dir.path(), "mixed.yaml", &text);
     let out = run(&["check", &file]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("good: ok"), "{stdout}");
-    assert!(stdout.contains("bad-mode: error") && stdout.contains("secret/db-password") && stdout.contains("filePermission"), "{stdout}");
-    assert!(stdout.contains("bad-type: error") && stdout.contains("objectType"), "{stdout}");
+    assert!(
+        stdout.contains("bad-mode: error")
+            && stdout.contains("secret/db-password")
+            && stdout.contains("filePermission"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bad-type: error") && stdout.contains("objectType"),
+        "{stdout}"
+    );
     let missing = run(&["check", "/nonexistent/spc.yaml"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stdout).contains("cannot read"));
@@ -93,16 +125,37 @@ async fn mount_writes_files_and_modes_against_the_fake() {
     let fake = FakeAzure::start().await;
     fake.add_client_secret("tid", "sp-client", "sp-secret-value");
     fake.grant("kv-team-a", "sp-client");
-    fake.add_secret("kv-team-a", "db-password", "v7", "s3cr3t", None, None, 100, true);
+    fake.add_secret(
+        "kv-team-a",
+        "db-password",
+        "v7",
+        "s3cr3t",
+        None,
+        None,
+        100,
+        true,
+    );
     fake.add_certificate("kv-team-a", "tls", "c1", b"not-really-der", 100, true);
     let dir = tempfile::tempdir().unwrap();
     let parameters = GOOD.replace("    clientID: \"cid\"\n", "");
     let spc_file = write(dir.path(), "spc.yaml", &spc("sp", &parameters));
-    let secrets_file = write(dir.path(), "secrets.yaml", "clientid: sp-client\nclientsecret: sp-secret-value\n");
+    let secrets_file = write(
+        dir.path(),
+        "secrets.yaml",
+        "clientid: sp-client\nclientsecret: sp-secret-value\n",
+    );
     let out_dir = dir.path().join("out");
     let redirect = format!("--test-redirect-url={}", fake.url());
     let output = tokio::process::Command::new(BIN)
-        .args([redirect.as_str(), "mount", "--spc", &spc_file, "--secrets-file", &secrets_file, "--out"])
+        .args([
+            redirect.as_str(),
+            "mount",
+            "--spc",
+            &spc_file,
+            "--secrets-file",
+            &secrets_file,
+            "--out",
+        ])
         .arg(&out_dir)
         .output()
         .await
@@ -110,9 +163,26 @@ async fn mount_writes_files_and_modes_against_the_fake() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("secret/db-password v7") && stdout.contains("cert/tls c1"), "{stdout}");
-    assert_eq!(std::fs::read_to_string(out_dir.join("db-password")).unwrap(), "s3cr3t");
-    assert_eq!(std::fs::metadata(out_dir.join("db-password")).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(std::fs::read_to_string(out_dir.join("tls")).unwrap().starts_with("-----BEGIN CERTIFICATE-----\n"));
+    assert!(
+        stdout.contains("secret/db-password v7") && stdout.contains("cert/tls c1"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("db-password")).unwrap(),
+        "s3cr3t"
+    );
+    assert_eq!(
+        std::fs::metadata(out_dir.join("db-password"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(out_dir.join("tls"))
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----\n")
+    );
     assert!(!format!("{stdout}{stderr}").contains("sp-secret-value"));
 }

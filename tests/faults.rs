@@ -23,16 +23,27 @@ const ISSUER: &str = "https://oidc.faults.test";
 const OBJECTS: usize = 3;
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Workload-identity attributes for pod `ns/pod-<n>` with service account `sa-<n % 4>`.
 fn attributes(pod: usize) -> Value {
     let sa = format!("sa-{}", pod % 4);
-    let token = service_account_token(ISSUER, "ns", &sa, "api://AzureADTokenExchange", now() + 3600);
+    let token = service_account_token(
+        ISSUER,
+        "ns",
+        &sa,
+        "api://AzureADTokenExchange",
+        now() + 3600,
+    );
     let mut yaml = String::from("array:\n");
     for i in 0..OBJECTS {
-        yaml.push_str(&format!("  - |\n    objectName: s{i}\n    objectType: secret\n"));
+        yaml.push_str(&format!(
+            "  - |\n    objectName: s{i}\n    objectType: secret\n"
+        ));
     }
     json!({
         "keyvaultName": VAULT,
@@ -49,11 +60,26 @@ fn attributes(pod: usize) -> Value {
 async fn setup() -> (FakeAzure, RunningProvider) {
     let fake = FakeAzure::start().await;
     for sa in 0..4 {
-        fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, &format!("system:serviceaccount:ns:sa-{sa}"), "api://AzureADTokenExchange");
+        fake.add_federated_credential(
+            TENANT,
+            CLIENT_ID,
+            ISSUER,
+            &format!("system:serviceaccount:ns:sa-{sa}"),
+            "api://AzureADTokenExchange",
+        );
     }
     fake.grant(VAULT, CLIENT_ID);
     for i in 0..OBJECTS {
-        fake.add_secret(VAULT, &format!("s{i}"), "v1", &format!("value-{i}"), None, None, 100, true);
+        fake.add_secret(
+            VAULT,
+            &format!("s{i}"),
+            "v1",
+            &format!("value-{i}"),
+            None,
+            None,
+            100,
+            true,
+        );
     }
     let provider = RunningProvider::start(fake.transport(), ProviderOptions::default()).await;
     (fake, provider)
@@ -62,12 +88,19 @@ async fn setup() -> (FakeAzure, RunningProvider) {
 /// A complete mount: every object, in order.
 fn assert_complete(response: &akv_csi_provider::pb::MountResponse) {
     let paths: Vec<&str> = response.files.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(paths, (0..OBJECTS).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        paths,
+        (0..OBJECTS).map(|i| format!("s{i}")).collect::<Vec<_>>()
+    );
     assert_eq!(response.object_version.len(), OBJECTS);
 }
 
 /// Runs a mount under a fault; returns Ok(()) for a complete mount or the error status.
-async fn mount_once(provider: &RunningProvider, pod: usize, timeout: Duration) -> Result<(), tonic::Status> {
+async fn mount_once(
+    provider: &RunningProvider,
+    pod: usize,
+    timeout: Duration,
+) -> Result<(), tonic::Status> {
     let mut driver = provider.driver().await.with_timeout(timeout);
     let response = driver.mount(&attributes(pod), None, "420").await?;
     assert_complete(&response);
@@ -77,16 +110,22 @@ async fn mount_once(provider: &RunningProvider, pod: usize, timeout: Duration) -
 /// After the fault clears, the provider serves complete mounts again.
 async fn recovers(fake: &FakeAzure, provider: &RunningProvider) {
     fake.clear_faults();
-    mount_once(provider, 0, Duration::from_secs(30)).await.expect("the next mount succeeds once the fault clears");
+    mount_once(provider, 0, Duration::from_secs(30))
+        .await
+        .expect("the next mount succeeds once the fault clears");
 }
 
 #[tokio::test]
 async fn bursts_of_5xx_are_retried() {
     let (fake, provider) = setup().await;
-    mount_once(&provider, 0, Duration::from_secs(30)).await.unwrap();
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .unwrap();
     for status in [500, 503] {
         fake.inject(Fault::KeyVaultStatus { count: 2, status });
-        mount_once(&provider, 0, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{status} burst: {e:?}"));
+        mount_once(&provider, 0, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{status} burst: {e:?}"));
     }
     recovers(&fake, &provider).await;
 }
@@ -94,26 +133,57 @@ async fn bursts_of_5xx_are_retried() {
 #[tokio::test]
 async fn connection_resets_are_retried() {
     let (fake, provider) = setup().await;
-    mount_once(&provider, 0, Duration::from_secs(30)).await.unwrap();
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .unwrap();
     fake.inject(Fault::KeyVaultReset { count: 2 });
-    mount_once(&provider, 0, Duration::from_secs(30)).await.expect("resets are retried");
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .expect("resets are retried");
     recovers(&fake, &provider).await;
 }
 
 #[tokio::test]
 async fn throttling_longer_than_the_deadline_fails_fast_and_clearly() {
     let (fake, provider) = setup().await;
-    mount_once(&provider, 0, Duration::from_secs(30)).await.unwrap();
-    fake.inject(Fault::KeyVaultThrottle { count: 50, retry_after_secs: 4 });
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .unwrap();
+    fake.inject(Fault::KeyVaultThrottle {
+        count: 50,
+        retry_after_secs: 4,
+    });
     let started = Instant::now();
-    let error = mount_once(&provider, 0, Duration::from_secs(2)).await.expect_err("cannot wait 4 s in a 2 s deadline");
-    assert!(started.elapsed() < Duration::from_millis(1900), "failed fast: {:?}", started.elapsed());
-    assert!(matches!(error.code(), Code::ResourceExhausted | Code::DeadlineExceeded | Code::Unavailable), "{error:?}");
-    assert!(error.message().contains("secret/s"), "names the object: {}", error.message());
-    assert!(error.message().to_lowercase().contains("throttl") || error.message().contains("429"), "{}", error.message());
+    let error = mount_once(&provider, 0, Duration::from_secs(2))
+        .await
+        .expect_err("cannot wait 4 s in a 2 s deadline");
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "failed fast: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            error.code(),
+            Code::ResourceExhausted | Code::DeadlineExceeded | Code::Unavailable
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.message().contains("secret/s"),
+        "names the object: {}",
+        error.message()
+    );
+    assert!(
+        error.message().to_lowercase().contains("throttl") || error.message().contains("429"),
+        "{}",
+        error.message()
+    );
     // The vault's back-off is honoured by every mount until Retry-After has passed.
     fake.clear_faults();
-    let error = mount_once(&provider, 1, Duration::from_secs(1)).await.expect_err("still inside the vault's back-off");
+    let error = mount_once(&provider, 1, Duration::from_secs(1))
+        .await
+        .expect_err("still inside the vault's back-off");
     assert!(error.message().contains("throttl"), "{}", error.message());
     tokio::time::sleep(Duration::from_secs(4)).await;
     recovers(&fake, &provider).await;
@@ -122,12 +192,23 @@ async fn throttling_longer_than_the_deadline_fails_fast_and_clearly() {
 #[tokio::test]
 async fn slow_key_vault_ends_within_the_deadline() {
     let (fake, provider) = setup().await;
-    mount_once(&provider, 0, Duration::from_secs(30)).await.unwrap();
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .unwrap();
     fake.set_latency(Duration::from_secs(20), Duration::ZERO);
     let started = Instant::now();
-    let error = mount_once(&provider, 0, Duration::from_secs(3)).await.expect_err("20 s responses cannot fit a 3 s deadline");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
-    assert!(matches!(error.code(), Code::DeadlineExceeded | Code::Cancelled), "{error:?}");
+    let error = mount_once(&provider, 0, Duration::from_secs(3))
+        .await
+        .expect_err("20 s responses cannot fit a 3 s deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(error.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{error:?}"
+    );
     fake.set_latency(Duration::ZERO, Duration::ZERO);
     recovers(&fake, &provider).await;
 }
@@ -135,9 +216,20 @@ async fn slow_key_vault_ends_within_the_deadline() {
 #[tokio::test]
 async fn entra_outage_fails_new_identities_clearly_then_recovers() {
     let (fake, provider) = setup().await;
-    fake.inject(Fault::EntraStatus { count: 1000, status: 503, aadsts: "AADSTS90033" });
-    let error = mount_once(&provider, 1, Duration::from_secs(20)).await.expect_err("no token while Entra ID is down");
-    assert!(error.message().contains("workload_identity") || error.message().contains("workload identity"), "{}", error.message());
+    fake.inject(Fault::EntraStatus {
+        count: 1000,
+        status: 503,
+        aadsts: "AADSTS90033",
+    });
+    let error = mount_once(&provider, 1, Duration::from_secs(20))
+        .await
+        .expect_err("no token while Entra ID is down");
+    assert!(
+        error.message().contains("workload_identity")
+            || error.message().contains("workload identity"),
+        "{}",
+        error.message()
+    );
     assert!(error.message().contains("503"), "{}", error.message());
     recovers(&fake, &provider).await;
 }
@@ -145,32 +237,62 @@ async fn entra_outage_fails_new_identities_clearly_then_recovers() {
 #[tokio::test]
 async fn revoked_tokens_are_dropped_and_reacquired() {
     let (fake, provider) = setup().await;
-    mount_once(&provider, 0, Duration::from_secs(30)).await.unwrap();
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .unwrap();
     fake.revoke_tokens();
     fake.reset_counts();
-    mount_once(&provider, 0, Duration::from_secs(30)).await.expect("a revoked token is replaced");
-    assert!(fake.counts().entra_tokens >= 1, "a new token was requested: {:?}", fake.counts());
-    mount_once(&provider, 0, Duration::from_secs(30)).await.unwrap();
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .expect("a revoked token is replaced");
+    assert!(
+        fake.counts().entra_tokens >= 1,
+        "a new token was requested: {:?}",
+        fake.counts()
+    );
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn expired_access_tokens_are_refreshed() {
     let (fake, provider) = setup().await;
     fake.set_token_lifetime(Duration::from_secs(2));
-    mount_once(&provider, 0, Duration::from_secs(30)).await.unwrap();
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    mount_once(&provider, 0, Duration::from_secs(30)).await.expect("an expired token is refreshed");
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .expect("an expired token is refreshed");
 }
 
 #[tokio::test]
 async fn an_expired_service_account_token_is_a_clear_error() {
     let (_fake, provider) = setup().await;
     let mut attributes = attributes(0);
-    let stale = service_account_token(ISSUER, "ns", "sa-0", "api://AzureADTokenExchange", now() - 60);
-    attributes["csi.storage.k8s.io/serviceAccount.tokens"] = Value::String(service_account_tokens_attribute(&[("api://AzureADTokenExchange", &stale)]));
-    let error = provider.driver().await.mount(&attributes, None, "420").await.expect_err("expired SA token");
+    let stale = service_account_token(
+        ISSUER,
+        "ns",
+        "sa-0",
+        "api://AzureADTokenExchange",
+        now() - 60,
+    );
+    attributes["csi.storage.k8s.io/serviceAccount.tokens"] = Value::String(
+        service_account_tokens_attribute(&[("api://AzureADTokenExchange", &stale)]),
+    );
+    let error = provider
+        .driver()
+        .await
+        .mount(&attributes, None, "420")
+        .await
+        .expect_err("expired SA token");
     assert!(error.message().contains("expired"), "{}", error.message());
-    assert!(!error.message().contains(&stale), "the token never appears in errors");
+    assert!(
+        !error.message().contains(&stale),
+        "the token never appears in errors"
+    );
 }
 
 fn rss_kib() -> u64 {
@@ -184,7 +306,9 @@ fn rss_kib() -> u64 {
 }
 
 fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// `LOAD_MOUNTS` (default 10000) mounts at `LOAD_CONCURRENCY` (default 200) with about 10 % of
@@ -192,10 +316,18 @@ fn open_fds() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load test: run explicitly (CI runs it at a bounded size)"]
 async fn load() {
-    let total: usize = std::env::var("LOAD_MOUNTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let concurrency: usize = std::env::var("LOAD_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let total: usize = std::env::var("LOAD_MOUNTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let concurrency: usize = std::env::var("LOAD_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let (fake, provider) = setup().await;
-    mount_once(&provider, 0, Duration::from_secs(30)).await.unwrap();
+    mount_once(&provider, 0, Duration::from_secs(30))
+        .await
+        .unwrap();
     let (rss_before, fds_before) = (rss_kib(), open_fds());
     let started = Instant::now();
     let per_worker = total.div_ceil(concurrency);
@@ -203,13 +335,22 @@ async fn load() {
         let provider = &provider;
         let fake = &fake;
         async move {
-            let mut driver = provider.driver().await.with_timeout(Duration::from_secs(30));
+            let mut driver = provider
+                .driver()
+                .await
+                .with_timeout(Duration::from_secs(30));
             let mut results = Vec::with_capacity(per_worker);
             for i in 0..per_worker {
                 // About 10 % of mounts meet a fault: a 503, a 429 or a reset.
                 match (worker * per_worker + i) % 30 {
-                    0 => fake.inject(Fault::KeyVaultStatus { count: 1, status: 503 }),
-                    10 => fake.inject(Fault::KeyVaultThrottle { count: 1, retry_after_secs: 1 }),
+                    0 => fake.inject(Fault::KeyVaultStatus {
+                        count: 1,
+                        status: 503,
+                    }),
+                    10 => fake.inject(Fault::KeyVaultThrottle {
+                        count: 1,
+                        retry_after_secs: 1,
+                    }),
                     20 => fake.inject(Fault::KeyVaultReset { count: 1 }),
                     _ => {}
                 }
@@ -226,7 +367,11 @@ async fn load() {
             results
         }
     });
-    let results: Vec<(String, Duration)> = futures::future::join_all(workers).await.into_iter().flatten().collect();
+    let results: Vec<(String, Duration)> = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let elapsed = started.elapsed();
     drop(provider);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -250,6 +395,12 @@ async fn load() {
     );
     println!("load: RSS {rss_before} KiB → {rss_after} KiB, open fds {fds_before} → {fds_after}");
     assert!(!classes.contains_key("partial"), "never a partial file set");
-    assert!(ok as f64 >= 0.99 * results.len() as f64, "faults are retried: {classes:?}");
-    assert!(fds_after <= fds_before + 8, "no descriptor leak: {fds_before} → {fds_after}");
+    assert!(
+        ok as f64 >= 0.99 * results.len() as f64,
+        "faults are retried: {classes:?}"
+    );
+    assert!(
+        fds_after <= fds_before + 8,
+        "no descriptor leak: {fds_before} → {fds_after}"
+    );
 }

@@ -36,7 +36,13 @@ fn secret_object(name: &str) -> String {
 
 /// Attributes as the driver sends them for a workload-identity pod `ns1/pod1` (SA `app`).
 fn wi_attributes(objects_yaml: &str) -> Value {
-    let token = service_account_token(ISSUER, "ns1", "app", "api://AzureADTokenExchange", now() + 3600);
+    let token = service_account_token(
+        ISSUER,
+        "ns1",
+        "app",
+        "api://AzureADTokenExchange",
+        now() + 3600,
+    );
     json!({
         "keyvaultName": VAULT,
         "tenantId": TENANT,
@@ -67,11 +73,20 @@ fn sp_secrets() -> Value {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 async fn fake_with_identity(fake: FakeAzure) -> FakeAzure {
-    fake.add_federated_credential(TENANT, CLIENT_ID, ISSUER, "system:serviceaccount:ns1:app", "api://AzureADTokenExchange");
+    fake.add_federated_credential(
+        TENANT,
+        CLIENT_ID,
+        ISSUER,
+        "system:serviceaccount:ns1:app",
+        "api://AzureADTokenExchange",
+    );
     fake.add_client_secret(TENANT, CLIENT_ID, SECRET);
     fake.grant(VAULT, CLIENT_ID);
     fake
@@ -88,11 +103,25 @@ async fn setup_with(fake: FakeAzure, options: ProviderOptions) -> (FakeAzure, Ru
 }
 
 fn paths(response: &akv_csi_provider::pb::MountResponse) -> Vec<(&str, i32, &str)> {
-    response.files.iter().map(|f| (f.path.as_str(), f.mode, std::str::from_utf8(&f.contents).unwrap_or("<binary>"))).collect()
+    response
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.path.as_str(),
+                f.mode,
+                std::str::from_utf8(&f.contents).unwrap_or("<binary>"),
+            )
+        })
+        .collect()
 }
 
 fn versions(response: &akv_csi_provider::pb::MountResponse) -> Vec<(&str, &str)> {
-    response.object_version.iter().map(|v| (v.id.as_str(), v.version.as_str())).collect()
+    response
+        .object_version
+        .iter()
+        .map(|v| (v.id.as_str(), v.version.as_str()))
+        .collect()
 }
 
 #[tokio::test]
@@ -100,16 +129,42 @@ async fn secrets_mount_in_spc_order_with_modes_and_versions() {
     let (fake, provider) = setup().await;
     fake.add_secret(VAULT, "db-password", "v1", "old", None, None, 100, true);
     fake.add_secret(VAULT, "db-password", "v2", "hunter2", None, None, 200, true);
-    fake.add_secret(VAULT, "api-key", "k1", "QmFzZTY0RW5jb2RlZFN0cmluZw==", None, None, 100, true);
+    fake.add_secret(
+        VAULT,
+        "api-key",
+        "k1",
+        "QmFzZTY0RW5jb2RlZFN0cmluZw==",
+        None,
+        None,
+        100,
+        true,
+    );
     let yaml = objects(&[
         &secret_object("db-password"),
         "objectName: api-key\nobjectType: secret\nobjectEncoding: base64\nobjectAlias: nested/api\nfilePermission: \"0600\"",
         "objectName: db-password\nobjectType: secret\nobjectVersion: v1\nobjectAlias: db-old",
     ]);
     let mut driver = provider.driver().await;
-    let response = driver.mount(&wi_attributes(&yaml), None, "420").await.expect("mount succeeds");
-    assert_eq!(paths(&response), [("db-password", 0o644, "hunter2"), ("nested/api", 0o600, "Base64EncodedString"), ("db-old", 0o644, "old")]);
-    assert_eq!(versions(&response), [("secret/db-password", "v2"), ("secret/api-key", "k1"), ("secret/db-password", "v1")]);
+    let response = driver
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .expect("mount succeeds");
+    assert_eq!(
+        paths(&response),
+        [
+            ("db-password", 0o644, "hunter2"),
+            ("nested/api", 0o600, "Base64EncodedString"),
+            ("db-old", 0o644, "old")
+        ]
+    );
+    assert_eq!(
+        versions(&response),
+        [
+            ("secret/db-password", "v2"),
+            ("secret/api-key", "k1"),
+            ("secret/db-password", "v1")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -117,13 +172,34 @@ async fn service_principal_secrets_null_and_empty_array() {
     let (fake, provider) = setup().await;
     fake.add_secret(VAULT, "s", "v1", "value", None, None, 100, true);
     let mut driver = provider.driver().await;
-    let ok = driver.mount(&sp_attributes(&objects(&[&secret_object("s")])), Some(&sp_secrets()), "420").await.unwrap();
+    let ok = driver
+        .mount(
+            &sp_attributes(&objects(&[&secret_object("s")])),
+            Some(&sp_secrets()),
+            "420",
+        )
+        .await
+        .unwrap();
     assert_eq!(paths(&ok), [("s", 0o644, "value")]);
-    let missing = driver.mount(&sp_attributes(&objects(&[&secret_object("s")])), None, "420").await.unwrap_err();
+    let missing = driver
+        .mount(
+            &sp_attributes(&objects(&[&secret_object("s")])),
+            None,
+            "420",
+        )
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::InvalidArgument);
-    assert!(missing.message().contains("nodePublishSecretRef"), "{}", missing.message());
+    assert!(
+        missing.message().contains("nodePublishSecretRef"),
+        "{}",
+        missing.message()
+    );
     // As upstream, identity is checked before objects; an empty array then mounts nothing.
-    let empty = driver.mount(&sp_attributes("array:\n"), Some(&sp_secrets()), "420").await.unwrap();
+    let empty = driver
+        .mount(&sp_attributes("array:\n"), Some(&sp_secrets()), "420")
+        .await
+        .unwrap();
     assert!(empty.files.is_empty());
 }
 
@@ -131,14 +207,36 @@ async fn service_principal_secrets_null_and_empty_array() {
 async fn version_history_returns_exactly_n_newest_first() {
     let (fake, provider) = setup().await;
     for (i, v) in ["a", "b", "c", "d"].iter().enumerate() {
-        fake.add_secret(VAULT, "rotating", v, &format!("value-{v}"), None, None, 1000 + i as i64, *v != "c");
+        fake.add_secret(
+            VAULT,
+            "rotating",
+            v,
+            &format!("value-{v}"),
+            None,
+            None,
+            1000 + i as i64,
+            *v != "c",
+        );
     }
     fake.set_page_size(2);
     let yaml = objects(&["objectName: rotating\nobjectType: secret\nobjectVersionHistory: 2"]);
     let mut driver = provider.driver().await;
-    let response = driver.mount(&wi_attributes(&yaml), None, "420").await.unwrap();
-    assert_eq!(paths(&response), [("rotating/0", 0o644, "value-d"), ("rotating/1", 0o644, "value-b")], "c is disabled");
-    assert_eq!(versions(&response), [("secret/rotating/0", "d"), ("secret/rotating/1", "b")]);
+    let response = driver
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .unwrap();
+    assert_eq!(
+        paths(&response),
+        [
+            ("rotating/0", 0o644, "value-d"),
+            ("rotating/1", 0o644, "value-b")
+        ],
+        "c is disabled"
+    );
+    assert_eq!(
+        versions(&response),
+        [("secret/rotating/0", "d"), ("secret/rotating/1", "b")]
+    );
 }
 
 #[tokio::test]
@@ -147,7 +245,10 @@ async fn a_missing_object_fails_the_whole_mount_naming_it() {
     fake.add_secret(VAULT, "present", "v1", "x", None, None, 100, true);
     let yaml = objects(&[&secret_object("present"), &secret_object("absent")]);
     let mut driver = provider.driver().await;
-    let err = driver.mount(&wi_attributes(&yaml), None, "420").await.unwrap_err();
+    let err = driver
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert!(err.message().contains("secret/absent"), "{}", err.message());
 }
@@ -161,12 +262,25 @@ async fn warm_mounts_make_no_token_request_and_no_challenge() {
     let names: Vec<String> = (0..5).map(|i| secret_object(&format!("s{i}"))).collect();
     let yaml = objects(&names.iter().map(String::as_str).collect::<Vec<_>>());
     let mut driver = provider.driver().await;
-    driver.mount(&wi_attributes(&yaml), None, "420").await.unwrap();
+    driver
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .unwrap();
     fake.reset_counts();
-    driver.mount(&wi_attributes(&yaml), None, "420").await.unwrap();
+    driver
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .unwrap();
     let counts = fake.counts();
-    assert_eq!((counts.entra_tokens, counts.challenges), (0, 0), "{counts:?}");
-    assert!(counts.keyvault <= 5, "at most one Key Vault request per object: {counts:?}");
+    assert_eq!(
+        (counts.entra_tokens, counts.challenges),
+        (0, 0),
+        "{counts:?}"
+    );
+    assert!(
+        counts.keyvault <= 5,
+        "at most one Key Vault request per object: {counts:?}"
+    );
 }
 
 #[tokio::test]
@@ -179,19 +293,33 @@ async fn concurrent_identical_mounts_are_coalesced() {
     let names: Vec<String> = (0..5).map(|i| secret_object(&format!("s{i}"))).collect();
     let yaml = objects(&names.iter().map(String::as_str).collect::<Vec<_>>());
     // Warm the identity and clients, then 100 mounts at once.
-    provider.driver().await.mount(&wi_attributes(&yaml), None, "420").await.unwrap();
+    provider
+        .driver()
+        .await
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .unwrap();
     fake.reset_counts();
     let attributes = wi_attributes(&yaml);
     let mounts = (0..100).map(|_| {
         let attributes = attributes.clone();
         let provider = &provider;
-        async move { provider.driver().await.mount(&attributes, None, "420").await }
+        async move {
+            provider
+                .driver()
+                .await
+                .mount(&attributes, None, "420")
+                .await
+        }
     });
     for result in futures::future::join_all(mounts).await {
         result.expect("mount succeeds");
     }
     let counts = fake.counts();
-    assert!(counts.keyvault <= 10, "100 concurrent mounts of 5 secrets: {counts:?}");
+    assert!(
+        counts.keyvault <= 10,
+        "100 concurrent mounts of 5 secrets: {counts:?}"
+    );
 }
 
 #[tokio::test]
@@ -200,20 +328,40 @@ async fn throttling_is_waited_out_within_the_deadline() {
     fake.add_secret(VAULT, "s", "v1", "x", None, None, 100, true);
     let yaml = objects(&[&secret_object("s")]);
     let mut driver = provider.driver().await;
-    driver.mount(&wi_attributes(&yaml), None, "420").await.unwrap();
-    fake.inject(Fault::KeyVaultThrottle { count: 2, retry_after_secs: 1 });
+    driver
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .unwrap();
+    fake.inject(Fault::KeyVaultThrottle {
+        count: 2,
+        retry_after_secs: 1,
+    });
     let started = std::time::Instant::now();
-    let response = driver.mount(&wi_attributes(&yaml), None, "420").await.unwrap();
+    let response = driver
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .unwrap();
     assert_eq!(paths(&response), [("s", 0o644, "x")]);
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
 }
 
 #[tokio::test]
 async fn https_end_to_end_with_a_throwaway_ca() {
-    let (fake, provider) = setup_with(FakeAzure::start_tls().await, ProviderOptions::default()).await;
+    let (fake, provider) =
+        setup_with(FakeAzure::start_tls().await, ProviderOptions::default()).await;
     fake.add_secret(VAULT, "tls-secret", "v9", "over-tls", None, None, 100, true);
     let mut driver = provider.driver().await;
-    let response = driver.mount(&wi_attributes(&objects(&[&secret_object("tls-secret")])), None, "420").await.unwrap();
+    let response = driver
+        .mount(
+            &wi_attributes(&objects(&[&secret_object("tls-secret")])),
+            None,
+            "420",
+        )
+        .await
+        .unwrap();
     assert_eq!(paths(&response), [("tls-secret", 0o644, "over-tls")]);
     assert_eq!(versions(&response), [("secret/tls-secret", "v9")]);
 }
@@ -223,10 +371,16 @@ async fn bad_requests_are_invalid_argument_naming_the_problem() {
     let (_fake, provider) = setup().await;
     let mut driver = provider.driver().await;
     let bad_mode = objects(&["objectName: s\nobjectType: secret\nfilePermission: \"0900\""]);
-    let err = driver.mount(&wi_attributes(&bad_mode), None, "420").await.unwrap_err();
+    let err = driver
+        .mount(&wi_attributes(&bad_mode), None, "420")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("secret/s"), "{}", err.message());
-    let err = driver.mount_raw("not json", "null", "420").await.unwrap_err();
+    let err = driver
+        .mount_raw("not json", "null", "420")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("attributes"), "{}", err.message());
 }

@@ -28,7 +28,9 @@ impl RunningProvider {
     pub async fn start_handler(handler: Arc<dyn MountHandler>) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let socket = dir.path().join("azure.sock");
-        let server = Server::bind(&Endpoint::Unix(socket.clone())).await.expect("bind the provider socket");
+        let server = Server::bind(&Endpoint::Unix(socket.clone()))
+            .await
+            .expect("bind the provider socket");
         let (shutdown, stop) = oneshot::channel::<()>();
         tokio::spawn(server.serve(
             handler,
@@ -37,7 +39,11 @@ impl RunningProvider {
             },
             Duration::from_secs(5),
         ));
-        Self { socket, shutdown: Some(shutdown), _dir: dir }
+        Self {
+            socket,
+            shutdown: Some(shutdown),
+            _dir: dir,
+        }
     }
 
     pub fn socket(&self) -> &Path {
