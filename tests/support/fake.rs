@@ -244,6 +244,9 @@ struct State {
     token_lifetime: Duration,
     tokens: HashMap<String, IssuedToken>,
     faults: Vec<PendingFault>,
+    /// Every Nth Key Vault request meets a fault (0 = off), cycling 503, 429, reset.
+    keyvault_fault_every: u64,
+    keyvault_seen: u64,
     keyvault_latency: Duration,
     token_latency: Duration,
     counts: Counts,
@@ -263,6 +266,8 @@ impl Default for State {
             token_lifetime: Duration::from_secs(3600),
             tokens: HashMap::new(),
             faults: Vec::new(),
+            keyvault_fault_every: 0,
+            keyvault_seen: 0,
             keyvault_latency: Duration::ZERO,
             token_latency: Duration::ZERO,
             counts: Counts::default(),
@@ -275,6 +280,22 @@ impl Default for State {
 impl State {
     /// Takes one use of the first pending fault for `service`, if any.
     fn take_fault(&mut self, service: Service) -> Option<Fault> {
+        if service == Service::KeyVault && self.keyvault_fault_every > 0 {
+            self.keyvault_seen += 1;
+            if self.keyvault_seen % self.keyvault_fault_every == 0 {
+                return Some(match (self.keyvault_seen / self.keyvault_fault_every) % 3 {
+                    0 => Fault::KeyVaultStatus {
+                        count: 1,
+                        status: 503,
+                    },
+                    1 => Fault::KeyVaultThrottle {
+                        count: 1,
+                        retry_after_secs: 1,
+                    },
+                    _ => Fault::KeyVaultReset { count: 1 },
+                });
+            }
+        }
         let index = self
             .faults
             .iter()
@@ -591,9 +612,19 @@ impl FakeAzure {
         }
     }
 
-    /// Drops every fault not yet consumed (the outage is over).
+    /// Drops every fault not yet consumed and stops the fault rate (the outage is over).
     pub fn clear_faults(&self) {
-        self.shared.lock().faults.clear();
+        let mut state = self.shared.lock();
+        state.faults.clear();
+        state.keyvault_fault_every = 0;
+    }
+
+    /// From now on every `n`th Key Vault request meets a fault, in turn a 503, a 429 with
+    /// `Retry-After: 1` and a connection reset (`n = 10` is a 10 % fault rate; 0 turns it off).
+    pub fn set_keyvault_fault_every(&self, n: u64) {
+        let mut state = self.shared.lock();
+        state.keyvault_fault_every = n;
+        state.keyvault_seen = 0;
     }
 
     pub fn counts(&self) -> Counts {
