@@ -189,7 +189,7 @@ pub struct Flags {
     pub pprof_port: u16,
 
     /// Most objects of one mount fetched at the same time.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 64)]
     pub max_concurrent_fetches: usize,
 
     /// Serve identical fetches (same identity, vault, object and version) from memory for this long.

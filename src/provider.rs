@@ -48,7 +48,7 @@ impl Default for ProviderOptions {
         Self {
             request: RequestDefaults::default(),
             content: ContentOptions::default(),
-            max_concurrent_fetches: 16,
+            max_concurrent_fetches: 64,
             auth: AuthOptions::default(),
             keyvault: KeyVaultOptions::default(),
         }

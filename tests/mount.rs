@@ -384,3 +384,25 @@ async fn bad_requests_are_invalid_argument_naming_the_problem() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("attributes"), "{}", err.message());
 }
+
+#[tokio::test]
+async fn a_cold_mount_pays_one_challenge_and_one_token() {
+    let (fake, provider) = setup().await;
+    for i in 0..10 {
+        fake.add_secret(VAULT, &format!("c{i}"), "v1", "x", None, None, 100, true);
+    }
+    let names: Vec<String> = (0..10).map(|i| secret_object(&format!("c{i}"))).collect();
+    let yaml = objects(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    fake.reset_counts();
+    let mut driver = provider.driver().await;
+    driver
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .unwrap();
+    let counts = fake.counts();
+    assert_eq!(
+        (counts.challenges, counts.entra_tokens, counts.keyvault),
+        (1, 1, 11),
+        "one challenge, one token, one GET per object: {counts:?}"
+    );
+}

@@ -5,6 +5,7 @@
 //! bearer token and pooled connections are reused: a warm mount costs one GET per object.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use azure_core::credentials::TokenCredential;
@@ -65,6 +66,43 @@ struct SdkClients {
     secrets: SecretClient,
     keys: KeyClient,
     certificates: CertificateClient,
+    /// One per object type, in [`ObjectType`] order.
+    primers: [Primer; 3],
+}
+
+impl SdkClients {
+    fn primer(&self, object_type: ObjectType) -> &Primer {
+        &self.primers[match object_type {
+            ObjectType::Secret => 0,
+            ObjectType::Key => 1,
+            ObjectType::Cert => 2,
+        }]
+    }
+}
+
+/// A fresh SDK client learns the token scope from Key Vault's 401 challenge on its first
+/// request. Concurrent first requests would each pay that round trip, so the first request of a
+/// client goes alone and the others wait for it (once per client, not per mount).
+#[derive(Default)]
+struct Primer {
+    primed: AtomicBool,
+    first: tokio::sync::Mutex<()>,
+}
+
+impl Primer {
+    /// `Some` for the caller that makes the client's first request; release it (after
+    /// [`Primer::done`]) when that request is over.
+    async fn first_use(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if self.primed.load(Ordering::Acquire) {
+            return None;
+        }
+        let guard = self.first.lock().await;
+        (!self.primed.load(Ordering::Acquire)).then_some(guard)
+    }
+
+    fn done(&self) {
+        self.primed.store(true, Ordering::Release);
+    }
 }
 
 impl std::fmt::Debug for SdkClients {
@@ -124,6 +162,7 @@ impl SdkClients {
             secrets,
             keys,
             certificates,
+            primers: Default::default(),
         })
     }
 }
@@ -303,7 +342,7 @@ impl VaultClient {
         check_path(name, "")?;
         let raw = self
             .inner
-            .call(deadline, |sdk| async move {
+            .call(object_type, deadline, |sdk| async move {
                 match object_type {
                     ObjectType::Secret => {
                         let pager = sdk.secrets.list_secret_properties_versions(name, None)?;
@@ -343,7 +382,7 @@ impl Inner {
         deadline: Instant,
     ) -> Result<Fetched<SecretBundle>, KvError> {
         let secret = self
-            .call(deadline, |sdk| {
+            .call(ObjectType::Secret, deadline, |sdk| {
                 let options = SecretClientGetSecretOptions {
                     secret_version: pinned(&version),
                     ..Default::default()
@@ -377,7 +416,7 @@ impl Inner {
         deadline: Instant,
     ) -> Result<Fetched<JsonWebKey>, KvError> {
         let key = self
-            .call(deadline, |sdk| {
+            .call(ObjectType::Key, deadline, |sdk| {
                 let options = KeyClientGetKeyOptions {
                     key_version: pinned(&version),
                     ..Default::default()
@@ -406,7 +445,7 @@ impl Inner {
         deadline: Instant,
     ) -> Result<Fetched<Vec<u8>>, KvError> {
         let cert = self
-            .call(deadline, |sdk| {
+            .call(ObjectType::Cert, deadline, |sdk| {
                 let options = CertificateClientGetCertificateOptions {
                     certificate_version: pinned(&version),
                     ..Default::default()
@@ -429,6 +468,7 @@ impl Inner {
     /// Waits out the vault's back-off first; a rejected token is replaced once.
     async fn call<T, Fut>(
         &self,
+        object_type: ObjectType,
         deadline: Instant,
         op: impl Fn(Arc<SdkClients>) -> Fut,
     ) -> Result<T, KvError>
@@ -443,7 +483,17 @@ impl Inner {
             self.shared.backoff.wait(&self.host, deadline).await?;
             attempt += 1;
             let sdk = self.sdk();
-            let err = match tokio::time::timeout_at(deadline, op(sdk.clone())).await {
+            let primer = sdk.primer(object_type);
+            let outcome = tokio::time::timeout_at(deadline, async {
+                let first = primer.first_use().await;
+                let outcome = op(sdk.clone()).await;
+                if first.is_some() {
+                    primer.done();
+                }
+                outcome
+            })
+            .await;
+            let err = match outcome {
                 Err(_) => return Err(timed_out(last.as_ref())),
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(err)) => err,
