@@ -406,3 +406,73 @@ async fn a_cold_mount_pays_one_challenge_and_one_token() {
         "one challenge, one token, one GET per object: {counts:?}"
     );
 }
+
+#[tokio::test]
+async fn malformed_requests_never_take_the_provider_down() {
+    let (fake, provider) = setup().await;
+    fake.add_secret(VAULT, "s", "v1", "x", None, None, 100, true);
+    let mut driver = provider.driver().await;
+    let deep_yaml = format!("array:\n  - |\n    objectName: {}\n", "[".repeat(50_000));
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let mut failures = 0;
+    for i in 0..300 {
+        let (attributes, secrets, permission) = match i % 6 {
+            0 => (
+                "{not json".to_string(),
+                "null".to_string(),
+                "420".to_string(),
+            ),
+            1 => (
+                wi_attributes(&deep_yaml).to_string(),
+                "null".into(),
+                "420".into(),
+            ),
+            2 => (
+                json!({ "keyvaultName": huge }).to_string(),
+                "null".into(),
+                "420".into(),
+            ),
+            3 => (
+                wi_attributes(&format!(
+                    "array:\n  - |\n    objectName: s{i}\n    objectType: weird\n"
+                ))
+                .to_string(),
+                "{}".into(),
+                "420".into(),
+            ),
+            4 => (
+                wi_attributes("array: [1, 2").to_string(),
+                "[]".into(),
+                "-1".into(),
+            ),
+            _ => (
+                String::from_utf8_lossy(&[0xff, 0xfe, b'{', i as u8]).to_string(),
+                "\u{0}".into(),
+                "999999999999".into(),
+            ),
+        };
+        let error = driver
+            .mount_raw(&attributes, &secrets, &permission)
+            .await
+            .expect_err("malformed");
+        assert!(
+            matches!(
+                error.code(),
+                Code::InvalidArgument | Code::ResourceExhausted | Code::OutOfRange
+            ),
+            "{error:?}"
+        );
+        failures += 1;
+    }
+    assert_eq!(failures, 300);
+    driver.version().await.expect("still answering");
+    let ok = driver
+        .mount(
+            &wi_attributes(&objects(&[&secret_object("s")])),
+            None,
+            "420",
+        )
+        .await
+        .expect("still mounting");
+    assert_eq!(paths(&ok), [("s", 0o644, "x")]);
+}
