@@ -61,6 +61,7 @@ fn start(socket: &Path, extra: &[String]) -> Provider {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the provider did not start");
 }
 
