@@ -254,7 +254,14 @@ impl Provider {
         for warning in &rendered.warnings {
             tracing::warn!(object = %object, "{warning}");
         }
-        record_certificate_expiry(request, object, &rendered.files);
+        if let Some(not_after) = rendered.not_after {
+            metrics().certificate_expiry(
+                &request.vault_name,
+                object.object_type.as_str(),
+                &object.name,
+                not_after,
+            );
+        }
         let mode = object.file_mode.unwrap_or(request.default_mode);
         Ok(rendered
             .files
@@ -281,13 +288,16 @@ impl MountHandler for Provider {
     }
 }
 
+/// A key or certificate object: one file; a certificate's notAfter feeds the expiry metric.
 fn single_file(contents: Vec<u8>) -> content::Rendered {
+    let not_after = content::certificate_expiries(&contents).into_iter().min();
     content::Rendered {
         files: vec![RenderedFile {
             suffix: "",
             contents,
         }],
         warnings: Vec::new(),
+        not_after,
     }
 }
 
@@ -350,24 +360,6 @@ fn response(files: Vec<MountedFile>) -> pb::MountResponse {
         });
     }
     response
-}
-
-fn record_certificate_expiry(request: &MountRequest, object: &ObjectSpec, files: &[RenderedFile]) {
-    // The main file holds every certificate of the object (separate .crt/.key files repeat them).
-    let Some(main) = files.iter().find(|f| f.suffix.is_empty()) else {
-        return;
-    };
-    let earliest = content::certificate_expiries(&main.contents)
-        .into_iter()
-        .min();
-    if let Some(not_after) = earliest {
-        metrics().certificate_expiry(
-            &request.vault_name,
-            object.object_type.as_str(),
-            &object.name,
-            not_after,
-        );
-    }
 }
 
 fn kv_status(object: Option<&ObjectSpec>, error: &KvError) -> Status {

@@ -122,6 +122,34 @@ async fn logs_hold_no_secret_material_and_metrics_show_certificate_expiry() {
         true,
     );
     fake.add_certificate(VAULT, "ca", "c1", &der, 100, true);
+    let fixture = |name: &str| {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/content/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture")
+    };
+    let pfx = fixture("legacy.pfx.b64");
+    fake.add_secret(
+        VAULT,
+        "pfx-kept",
+        "p1",
+        pfx.trim(),
+        Some("application/x-pkcs12"),
+        Some("https://logvault.vault.azure.net/keys/pfx-kept/p1"),
+        100,
+        true,
+    );
+    let chain = format!(
+        "{}{}{}",
+        fixture("root.pem"),
+        fixture("inter.pem"),
+        fixture("leaf.pem")
+    );
+    let pfx_not_after = akv_csi_provider::content::certificate_expiries(chain.as_bytes())
+        .into_iter()
+        .min()
+        .expect("chain expiry");
     let provider = RunningProvider::start(fake.transport(), ProviderOptions::default()).await;
     let mut driver = provider.driver().await;
 
@@ -153,6 +181,14 @@ async fn logs_hold_no_secret_material_and_metrics_show_certificate_expiry() {
         .await
         .expect("mount");
     assert_eq!(ok.files.len(), 3);
+    let kept = format!(
+        "{}  - |\n    objectName: pfx-kept\n    objectType: secret\n    objectFormat: pfx\n",
+        objects(&[])
+    );
+    driver
+        .mount(&wi(kept), None, "420")
+        .await
+        .expect("PFX kept as PFX");
     let bad = driver
         .mount(&wi(objects(&[("broken-pfx", "secret")])), None, "420")
         .await

@@ -476,3 +476,28 @@ async fn malformed_requests_never_take_the_provider_down() {
         .expect("still mounting");
     assert_eq!(paths(&ok), [("s", 0o644, "x")]);
 }
+
+#[tokio::test]
+async fn a_response_beyond_the_drivers_4_mib_limit_is_a_clear_error() {
+    let (fake, provider) = setup().await;
+    let big = "v".repeat(1024 * 1024);
+    for i in 0..5 {
+        fake.add_secret(VAULT, &format!("big{i}"), "v1", &big, None, None, 100, true);
+    }
+    let names: Vec<String> = (0..5).map(|i| secret_object(&format!("big{i}"))).collect();
+    let yaml = objects(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut driver = provider.driver().await;
+    let error = driver
+        .mount(&wi_attributes(&yaml), None, "420")
+        .await
+        .expect_err("5 MiB cannot be delivered");
+    assert_eq!(error.code(), Code::ResourceExhausted);
+    assert!(error.message().contains("4 MiB"), "{}", error.message());
+    // Below the limit (2 MiB) the mount succeeds, with a warning about Secret sync.
+    let two = objects(&[&secret_object("big0"), &secret_object("big1")]);
+    let ok = driver
+        .mount(&wi_attributes(&two), None, "420")
+        .await
+        .expect("2 MiB fits");
+    assert_eq!(ok.files.len(), 2);
+}

@@ -80,6 +80,9 @@ impl std::fmt::Debug for RenderedFile {
 pub struct Rendered {
     pub files: Vec<RenderedFile>,
     pub warnings: Vec<String>,
+    /// Earliest notAfter (Unix seconds) of the certificates the object holds, for the expiry
+    /// metric; `None` when it holds none.
+    pub not_after: Option<i64>,
 }
 
 /// Why an object could not be converted. Never contains secret material.
@@ -117,6 +120,7 @@ pub fn render_secret(
     } else {
         value.expose().as_bytes().to_vec()
     };
+    rendered.not_after = earliest_expiry(&main, bundle, format);
     if cert_backed && options.write_cert_and_key_in_separate_files {
         let (certs, keys) = split_cert_and_key(&main);
         rendered.files.push(RenderedFile {
@@ -133,6 +137,23 @@ pub fn render_secret(
         contents: encoding::apply(encoding, main)?,
     });
     Ok(rendered)
+}
+
+/// Earliest notAfter of the certificates in a secret's main file; a PFX kept as PFX is opened
+/// for this only.
+fn earliest_expiry(main: &[u8], bundle: &SecretBundle, format: ObjectFormat) -> Option<i64> {
+    let pfx_kept = format == ObjectFormat::Pfx
+        && bundle.content_type.as_deref() == Some(CONTENT_TYPE_PFX)
+        && bundle.kid.as_deref().is_some_and(|kid| !kid.is_empty());
+    let converted;
+    let pem = match (&bundle.value, pfx_kept) {
+        (Some(value), true) => {
+            converted = pfx_to_pem(value, false, &mut Vec::new()).ok()?;
+            &converted[..]
+        }
+        _ => main,
+    };
+    certificate_expiries(pem).into_iter().min()
 }
 
 /// The main file of a certificate-backed secret (before `objectEncoding`).
