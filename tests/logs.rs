@@ -237,11 +237,15 @@ async fn logs_hold_no_secret_material_and_metrics_show_certificate_expiry() {
             })
             .map(str::to_string)
     };
-    for name in ["ca", "tls"] {
+    for (name, expected) in [
+        ("ca", not_after),
+        ("tls", not_after),
+        ("pfx-kept", pfx_not_after),
+    ] {
         let line =
             line(name).unwrap_or_else(|| panic!("no expiry gauge for {name}:\n{exposition}"));
         assert!(
-            line.ends_with(&format!(" {not_after}")) || line.ends_with(&format!(" {not_after}.0")),
+            line.ends_with(&format!(" {expected}")) || line.ends_with(&format!(" {expected}.0")),
             "{line}"
         );
     }
