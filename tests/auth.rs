@@ -902,6 +902,32 @@ async fn certificate_assertions_are_fresh_and_well_formed() {
 }
 
 #[tokio::test]
+async fn certificate_assertions_name_the_clouds_token_endpoint() {
+    let fake = FakeAzure::start().await;
+    let (key, cert) = rsa_certificate("client");
+    fake.add_client_certificate(TENANT, CLIENT, &cert);
+    let mut req = spc(CLIENT, &cert_pem(&key, &cert));
+    req.cloud = CloudEnvironment {
+        name: "AzureChinaCloud".into(),
+        active_directory_endpoint: "https://login.chinacloudapi.cn/".into(),
+        key_vault_endpoint: "https://vault.azure.cn/".into(),
+        key_vault_dns_suffix: "vault.azure.cn".into(),
+    };
+    let china = identities(&fake).resolve(&req).await.unwrap();
+    china
+        .credential
+        .get_token(&["https://vault.azure.cn/.default"], None)
+        .await
+        .unwrap();
+    let token_request = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.service == "entra")
+        .unwrap();
+    assert_eq!(token_request.host, "login.chinacloudapi.cn");
+}
+
+#[tokio::test]
 async fn an_unregistered_certificate_fails_with_the_aadsts_code() {
     let fake = FakeAzure::start().await;
     let (_, registered) = rsa_certificate("registered");

@@ -199,3 +199,97 @@ fn random_jti() -> String {
         &hex[20..]
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+
+    fn pem_block(label: &str, der: &[u8]) -> String {
+        pem::encode(&pem::Pem::new(label, der.to_vec()))
+    }
+
+    /// `(PKCS#8 DER, certificate DER)` of a fresh RSA key.
+    fn rsa() -> (Vec<u8>, Vec<u8>) {
+        let key = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let pkcs8 = key.as_der().unwrap().as_ref().to_vec();
+        let signer = rcgen::KeyPair::try_from(pkcs8.as_slice()).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["c".to_string()])
+            .unwrap()
+            .self_signed(&signer)
+            .unwrap();
+        (pkcs8, cert.der().to_vec())
+    }
+
+    fn decode(part: &str) -> serde_json::Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn assertion_is_a_verifiable_rs256_jwt_with_the_expected_claims() {
+        let (key, cert) = rsa();
+        // An unrelated certificate first: the leaf is found by its public key.
+        let (_, other) = rsa();
+        let text = pem_block("CERTIFICATE", &other)
+            + &pem_block("PRIVATE KEY", &key)
+            + &pem_block("CERTIFICATE", &cert);
+        let parsed = ClientCertificate::parse(&Sensitive::new(text)).unwrap();
+        let claims = AssertionClaims {
+            audience: "https://login.example/t/oauth2/v2.0/token",
+            client_id: "cid",
+            now: 1_700_000_000,
+        };
+        let jwt = parsed.assertion(&claims).unwrap();
+        let parts: Vec<&str> = jwt.expose().split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header = decode(parts[0]);
+        assert_eq!(header["alg"], "RS256");
+        assert_eq!(header["typ"], "JWT");
+        assert_eq!(
+            header["x5t"],
+            URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(&cert))
+        );
+        let body = decode(parts[1]);
+        assert_eq!(body["aud"], claims.audience);
+        assert_eq!(
+            (body["iss"].as_str(), body["sub"].as_str()),
+            (Some("cid"), Some("cid"))
+        );
+        assert_eq!(body["nbf"], 1_700_000_000);
+        assert_eq!(body["iat"], 1_700_000_000);
+        assert_eq!(body["exp"], 1_700_000_600);
+        assert_eq!(body["jti"].as_str().map(str::len), Some(36));
+        let (_, x509) = x509_parser::parse_x509_certificate(&cert).unwrap();
+        let public = x509.public_key().subject_public_key.data.as_ref();
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public)
+            .verify(signed.as_bytes(), &signature)
+            .unwrap();
+        // A fresh jti every time.
+        assert_ne!(parsed.assertion(&claims).unwrap(), jwt);
+        assert!(!format!("{parsed:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn two_keys_or_none_are_refused() {
+        let (key, cert) = rsa();
+        let two = pem_block("PRIVATE KEY", &key) + &pem_block("PRIVATE KEY", &key);
+        let err = ClientCertificate::parse(&Sensitive::new(two + &pem_block("CERTIFICATE", &cert)))
+            .unwrap_err();
+        assert_eq!(err, "holds 2 private keys; expected one");
+        let err =
+            ClientCertificate::parse(&Sensitive::new(pem_block("CERTIFICATE", &cert))).unwrap_err();
+        assert_eq!(err, "holds no private key");
+    }
+
+    #[test]
+    fn jti_is_a_version_4_uuid() {
+        let jti = random_jti();
+        let groups: Vec<usize> = jti.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert_eq!(&jti[14..15], "4");
+        assert_ne!(jti, random_jti());
+    }
+}

@@ -115,3 +115,29 @@ impl ClientAssertion for CertificateAssertion {
             .map_err(|problem| to_core_error(auth_error(CERTIFICATE_MODE, problem)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_endpoint_is_the_sdks_request_url() {
+        for (host, expected) in [
+            (
+                "https://login.microsoftonline.com/",
+                "https://login.microsoftonline.com/t1/oauth2/v2.0/token",
+            ),
+            (
+                "https://login.chinacloudapi.cn",
+                "https://login.chinacloudapi.cn/t1/oauth2/v2.0/token",
+            ),
+        ] {
+            assert_eq!(token_endpoint(host, "t1").unwrap(), expected);
+        }
+        let err = token_endpoint("not a url", "t1").unwrap_err().0;
+        assert!(
+            err.starts_with("service_principal_certificate: invalid activeDirectoryEndpoint"),
+            "{err}"
+        );
+    }
+}
