@@ -288,7 +288,7 @@ impl State {
     fn take_fault(&mut self, service: Service) -> Option<Fault> {
         if service == Service::KeyVault && self.keyvault_fault_every > 0 {
             self.keyvault_seen += 1;
-            if self.keyvault_seen % self.keyvault_fault_every == 0 {
+            if self.keyvault_seen.is_multiple_of(self.keyvault_fault_every) {
                 return Some(match (self.keyvault_seen / self.keyvault_fault_every) % 3 {
                     0 => Fault::KeyVaultStatus {
                         count: 1,
