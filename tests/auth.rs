@@ -966,7 +966,11 @@ async fn bad_clientcert_fails_at_resolve_naming_clientcert() {
         .unwrap();
     let ec_pem = pem_block("CERTIFICATE", ec_cert.der()) + &ec.serialize_pem();
     let cases = [
-        ("not a certificate at all, just some text", "neither PEM"),
+        (
+            "not a certificate at all, just some text",
+            "neither PEM nor a base64 PFX",
+        ),
+        ("bm90IGEgUEZY", "PFX that cannot be used"),
         (
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
             "PKCS#8",

@@ -14,11 +14,12 @@ use std::fmt;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use der::Decode;
 use der::asn1::ObjectIdentifier;
 use pkcs8::PrivateKeyInfoRef;
 use sha1::Digest as _;
+use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
 
 use crate::content;
 use crate::sensitive::Sensitive;
@@ -53,14 +54,17 @@ pub(crate) struct AssertionClaims<'a> {
 
 impl ClientCertificate {
     /// Reads `clientcert`: PEM (a private key and certificates, any order) or a base64 PFX with
-    /// the empty password. The error is a problem description meant to follow `clientcert: `.
+    /// the empty password. The error is a problem description meant to follow `clientcert `.
     pub(crate) fn parse(clientcert: &Sensitive) -> Result<Self, String> {
         let text = clientcert.expose().trim();
         let (keys, certs) = if text.contains("-----BEGIN") {
             pem_material(text)?
         } else {
-            let pfx = content::open_base64_pfx(text.as_bytes())
-                .map_err(|e| format!("is neither PEM with a private key nor a base64 PFX ({e})"))?;
+            let der = STANDARD
+                .decode(text.split_ascii_whitespace().collect::<String>())
+                .map_err(|_| "is neither PEM nor a base64 PFX")?;
+            let pfx = content::open_pfx(&der)
+                .map_err(|e| format!("holds a PFX that cannot be used: {e}"))?;
             (pfx.keys.into_iter().map(Key::Pkcs8).collect(), pfx.certs)
         };
         let key = match keys.as_slice() {
@@ -180,7 +184,7 @@ fn encrypted_refused() -> String {
 fn rsa_public_key_of(cert_der: &[u8]) -> Option<Vec<u8>> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
     let spki = cert.public_key();
-    (spki.algorithm.algorithm.to_id_string() == pkcs1::ALGORITHM_OID.to_string())
+    (spki.algorithm.algorithm == OID_PKCS1_RSAENCRYPTION)
         .then(|| spki.subject_public_key.data.to_vec())
 }
 

@@ -188,10 +188,9 @@ fn pfx_to_pem(
 }
 
 /// The private keys (PKCS#8 DER, re-marshalled as for `pfx_to_pem`) and certificates (DER) of a
-/// base64 PFX with the empty password, in bag order: the material of a certificate credential.
-pub(crate) fn open_base64_pfx(text: &[u8]) -> Result<PfxContents, ContentError> {
-    let der = encoding::decode_base64(text, "not valid base64")?;
-    pfx::open(&der)
+/// PFX with the empty password, in bag order: the material of a certificate credential.
+pub(crate) fn open_pfx(der: &[u8]) -> Result<PfxContents, ContentError> {
+    pfx::open(der)
 }
 
 pub(crate) use pfx::Contents as PfxContents;
