@@ -416,6 +416,99 @@ async fn workload_identity_assertion() {
     assert!(format!("{error:?}").contains("700024"), "{error:?}");
 }
 
+/// An RS256 assertion over `claims` signed with `key`, naming `cert` by SHA-1 thumbprint.
+fn signed_assertion(
+    key: &aws_lc_rs::signature::RsaKeyPair,
+    cert: &[u8],
+    claims: &serde_json::Value,
+) -> String {
+    use sha1::Digest as _;
+    let x5t = URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(cert));
+    let header = serde_json::json!({ "alg": "RS256", "typ": "JWT", "x5t": x5t });
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut signature = vec![0; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        signed.as_bytes(),
+        &mut signature,
+    )
+    .expect("sign");
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// A fresh RSA key and a self-signed certificate (DER) for it.
+fn rsa_certificate() -> (aws_lc_rs::signature::RsaKeyPair, Vec<u8>) {
+    use aws_lc_rs::encoding::AsDer;
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("key");
+    let pkcs8 = key.as_der().expect("pkcs8").as_ref().to_vec();
+    let signer = rcgen::KeyPair::try_from(pkcs8.as_slice()).expect("rcgen key");
+    let cert = rcgen::CertificateParams::new(vec!["client".to_string()])
+        .expect("params")
+        .self_signed(&signer)
+        .expect("certificate");
+    (key, cert.der().to_vec())
+}
+
+#[tokio::test]
+async fn certificate_assertions_are_verified() {
+    let fake = FakeAzure::start().await;
+    populate(&fake);
+    fake.grant("myvault", CLIENT);
+    let (key, cert) = rsa_certificate();
+    let (other_key, other_cert) = rsa_certificate();
+    fake.add_client_certificate(TENANT, CLIENT, &cert);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let aud = format!("https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token");
+    let claims = |aud: &str, iss: &str, exp: i64| serde_json::json!({ "aud": aud, "iss": iss, "sub": CLIENT, "jti": "j", "nbf": now, "exp": exp });
+    let good = signed_assertion(&key, &cert, &claims(&aud, CLIENT, now + 600));
+    let client = assertion_client(&fake, good);
+    assert_eq!(
+        secret_value(&client, "db-password", None)
+            .await
+            .expect("secret"),
+        Some("hunter2".into())
+    );
+    let cases = [
+        // Another key claiming the registered certificate's thumbprint.
+        (
+            signed_assertion(&other_key, &cert, &claims(&aud, CLIENT, now + 600)),
+            "700027",
+        ),
+        // A certificate that is not registered.
+        (
+            signed_assertion(&other_key, &other_cert, &claims(&aud, CLIENT, now + 600)),
+            "700027",
+        ),
+        (
+            signed_assertion(&key, &cert, &claims(&aud, CLIENT, now - 1)),
+            "700024",
+        ),
+        (
+            signed_assertion(
+                &key,
+                &cert,
+                &claims("https://elsewhere/token", CLIENT, now + 600),
+            ),
+            "700023",
+        ),
+        (
+            signed_assertion(&key, &cert, &claims(&aud, "someone-else", now + 600)),
+            "700021",
+        ),
+    ];
+    for (assertion, code) in cases {
+        let error = secret_value(&assertion_client(&fake, assertion), "db-password", None)
+            .await
+            .expect_err(code);
+        assert!(format!("{error:?}").contains(code), "{code}: {error:?}");
+    }
+}
+
 fn managed_identity_client(fake: &FakeAzure, client_id: Option<&str>) -> SecretClient {
     // Only ever on the fake's redirecting transport: nothing may reach 169.254.169.254.
     let options = ManagedIdentityCredentialOptions {

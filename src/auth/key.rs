@@ -67,8 +67,8 @@ pub(crate) fn service_account_subject(namespace: &str, name: &str) -> String {
     format!("system:serviceaccount:{namespace}:{name}")
 }
 
-/// `sha256:<hex>` of a service principal's client id and secret, salted with a random value
-/// drawn once per process, so a digest seen in a debug log cannot be used to test guesses of a
+/// `sha256:<hex>` of a service principal's client id and secret (or `clientcert`), salted with a
+/// random value drawn once per process, so a digest seen in a debug log cannot be used to test guesses of a
 /// weak secret.
 pub(crate) fn credential_subject(client_id: &str, secret: &Sensitive) -> String {
     static SALT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();

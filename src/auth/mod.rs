@@ -7,11 +7,12 @@
 //! can obtain a token cached for another workload: for workload identity a mount must also present
 //! a token Entra ID has accepted for the entry (see [`workload`]), since claims are not verified here.
 //!
-//! Modes: workload identity and service principal with a secret (Entra ID), VM managed identity
-//! (IMDS), pod identity (NMI). Identity binding (`useAzureTokenProxy`) and certificate service
-//! principals are refused with a clear error: azure_identity 1.0 has no AKS token-proxy support and
-//! its certificate credential needs OpenSSL. Every credential is built from the [`Transport`]'s
-//! client options with the cloud's authority host, and wrapped in a [`cache::CachingCredential`].
+//! Modes: workload identity and service principal with a secret or a client certificate (Entra
+//! ID; certificate assertions are signed here, without OpenSSL), VM managed identity (IMDS), pod
+//! identity (NMI). Identity binding (`useAzureTokenProxy`) is refused with a clear error:
+//! azure_identity 1.0 has no AKS token-proxy support. Every credential is built from the
+//! [`Transport`]'s client options with the cloud's authority host, and wrapped in a
+//! [`cache::CachingCredential`].
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -25,6 +26,7 @@ use crate::sensitive::Sensitive;
 use crate::transport::Transport;
 
 mod cache;
+mod certificate;
 mod errors;
 mod key;
 mod managed;
@@ -201,18 +203,15 @@ impl Identities {
                     client_id,
                     client_secret,
                 );
-                self.plain(key, factory, vec![client_secret.clone()])
+                self.plain(key, || Ok(factory), vec![client_secret.clone()])
             }
             IdentityRequest::VmManagedIdentity {
                 user_assigned_identity_id,
             } => {
                 let id = user_assigned_identity_id.as_deref();
                 let key = identity_key(request, id.unwrap_or_default(), String::new());
-                self.plain(
-                    key,
-                    managed::managed_identity_factory(&self.transport, id),
-                    vec![],
-                )
+                let factory = managed::managed_identity_factory(&self.transport, id);
+                self.plain(key, || Ok(factory), vec![])
             }
             IdentityRequest::PodIdentity => {
                 let pod = &request.pod;
@@ -224,14 +223,35 @@ impl Identities {
                 }
                 let key = identity_key(request, "", key::pod_subject(&pod.namespace, &pod.name));
                 let resource = request.cloud.key_vault_resource();
-                self.plain(
-                    key,
-                    pod_identity::nmi_factory(&self.transport, &pod.namespace, &pod.name, resource),
-                    vec![],
-                )
+                let factory =
+                    pod_identity::nmi_factory(&self.transport, &pod.namespace, &pod.name, resource);
+                self.plain(key, || Ok(factory), vec![])
             }
-            IdentityRequest::ServicePrincipalCertificate { .. } => {
-                Err(service_principal::certificate_unsupported(mode))
+            IdentityRequest::ServicePrincipalCertificate {
+                client_id,
+                certificate,
+            } => {
+                let key = identity_key(
+                    request,
+                    client_id,
+                    key::credential_subject(client_id, certificate),
+                );
+                // Parsed (and the key checked) only when the identity is not cached yet.
+                let build = || {
+                    let parsed = service_principal::parse_certificate(certificate)?;
+                    let audience = service_principal::token_endpoint(
+                        &request.cloud.active_directory_endpoint,
+                        &request.tenant_id,
+                    )?;
+                    Ok(service_principal::client_certificate_factory(
+                        client_options,
+                        &request.tenant_id,
+                        client_id,
+                        audience,
+                        parsed,
+                    ))
+                };
+                self.plain(key, build, vec![certificate.clone()])
             }
             IdentityRequest::AzureTokenProxy {
                 client_id,
@@ -265,14 +285,15 @@ impl Identities {
     }
 
     /// Modes whose key alone proves the identity (the secret is in it, or the node vouches).
+    /// `factory` runs only when the identity is not cached yet.
     fn plain(
         &self,
         key: IdentityKey,
-        factory: CredentialFactory,
+        factory: impl FnOnce() -> Result<CredentialFactory, AuthError>,
         sensitive: Vec<Sensitive>,
     ) -> Result<ResolvedIdentity, AuthError> {
         let entry = self.entry(&key, || {
-            let credential = validated(key.mode, factory, sensitive)?;
+            let credential = validated(key.mode, factory()?, sensitive)?;
             Ok(Entry {
                 credential: Arc::new(credential),
                 workload: None,

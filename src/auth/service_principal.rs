@@ -1,16 +1,23 @@
-//! Service principals from the pod's `nodePublishSecretRef`: client secret (supported) and client
-//! certificate (not in this build: azure_identity's certificate credential needs OpenSSL).
+//! Service principals from the pod's `nodePublishSecretRef`: client secret, and client certificate
+//! (a client-assertion grant whose assertion we sign ourselves, see [`super::certificate`]).
 
 use std::sync::Arc;
 
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::http::ClientOptions;
-use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
+use azure_core::http::{ClientMethodOptions, ClientOptions};
+use azure_core::time::OffsetDateTime;
+use azure_identity::{
+    ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions,
+    ClientSecretCredential, ClientSecretCredentialOptions,
+};
 
 use super::AuthError;
 use super::cache::CredentialFactory;
-use super::errors::auth_error;
+use super::certificate::{AssertionClaims, ClientCertificate};
+use super::errors::{auth_error, to_core_error};
 use crate::sensitive::Sensitive;
+
+const CERTIFICATE_MODE: &str = "service_principal_certificate";
 
 /// Client-credentials grant with a secret, at `{authority}{tenant}/oauth2/v2.0/token`.
 pub(crate) fn client_secret_factory(
@@ -35,11 +42,102 @@ pub(crate) fn client_secret_factory(
     })
 }
 
-/// `clientcert` in nodePublishSecretRef: refused with a clear reason.
-pub(crate) fn certificate_unsupported(mode: &str) -> AuthError {
-    auth_error(
-        mode,
-        "a service principal with a client certificate (clientcert) is not supported by this build; \
-         use clientsecret or workload identity",
-    )
+/// Reads `clientcert` (PEM or base64 PFX with an RSA key); the error names `clientcert`.
+pub(crate) fn parse_certificate(clientcert: &Sensitive) -> Result<ClientCertificate, AuthError> {
+    ClientCertificate::parse(clientcert)
+        .map_err(|problem| auth_error(CERTIFICATE_MODE, format!("clientcert {problem}")))
+}
+
+/// The token endpoint, which is also the assertion's audience: the authority host with the
+/// absolute path `/{tenant}/oauth2/v2.0/token`, exactly as azure_identity builds its request URL.
+pub(crate) fn token_endpoint(authority_host: &str, tenant_id: &str) -> Result<String, AuthError> {
+    url::Url::parse(authority_host)
+        .and_then(|host| host.join(&format!("/{tenant_id}/oauth2/v2.0/token")))
+        .map(String::from)
+        .map_err(|e| {
+            auth_error(
+                CERTIFICATE_MODE,
+                format!("invalid activeDirectoryEndpoint {authority_host:?}: {e}"),
+            )
+        })
+}
+
+/// Client-assertion grant signed with the certificate's key, a fresh assertion per request.
+pub(crate) fn client_certificate_factory(
+    client_options: ClientOptions,
+    tenant_id: &str,
+    client_id: &str,
+    audience: String,
+    certificate: ClientCertificate,
+) -> CredentialFactory {
+    let signer = CertificateAssertion {
+        certificate: Arc::new(certificate),
+        audience,
+        client_id: client_id.to_string(),
+    };
+    let (tenant_id, client_id) = (tenant_id.to_string(), client_id.to_string());
+    Arc::new(move || {
+        let options = ClientAssertionCredentialOptions {
+            client_options: client_options.clone(),
+        };
+        let credential = ClientAssertionCredential::new(
+            tenant_id.clone(),
+            client_id.clone(),
+            signer.clone(),
+            Some(options),
+        )?;
+        Ok(credential as Arc<dyn TokenCredential>)
+    })
+}
+
+/// Signs an assertion each time the SDK asks for one.
+#[derive(Clone, Debug)]
+struct CertificateAssertion {
+    certificate: Arc<ClientCertificate>,
+    audience: String,
+    client_id: String,
+}
+
+#[async_trait::async_trait]
+impl ClientAssertion for CertificateAssertion {
+    async fn secret(
+        &self,
+        _options: Option<ClientMethodOptions<'_>>,
+    ) -> azure_core::Result<String> {
+        let claims = AssertionClaims {
+            audience: &self.audience,
+            client_id: &self.client_id,
+            now: OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        self.certificate
+            .assertion(&claims)
+            .map(|assertion| assertion.expose().to_string())
+            .map_err(|problem| to_core_error(auth_error(CERTIFICATE_MODE, problem)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_endpoint_is_the_sdks_request_url() {
+        for (host, expected) in [
+            (
+                "https://login.microsoftonline.com/",
+                "https://login.microsoftonline.com/t1/oauth2/v2.0/token",
+            ),
+            (
+                "https://login.chinacloudapi.cn",
+                "https://login.chinacloudapi.cn/t1/oauth2/v2.0/token",
+            ),
+        ] {
+            assert_eq!(token_endpoint(host, "t1").unwrap(), expected);
+        }
+        let err = token_endpoint("not a url", "t1").unwrap_err().0;
+        assert!(
+            err.starts_with("service_principal_certificate: invalid activeDirectoryEndpoint"),
+            "{err}"
+        );
+    }
 }

@@ -208,6 +208,14 @@ fn pfx_to_pem(
     Ok(keys.chain(certs).flatten().collect())
 }
 
+/// The private keys (PKCS#8 DER, re-marshalled as for `pfx_to_pem`) and certificates (DER) of a
+/// PFX with the empty password, in bag order: the material of a certificate credential.
+pub(crate) fn open_pfx(der: &[u8]) -> Result<PfxContents, ContentError> {
+    pfx::open(der)
+}
+
+pub(crate) use pfx::Contents as PfxContents;
+
 /// `(certificates, everything else)`: every PEM block of `contents` re-encoded, in input order.
 fn split_cert_and_key(contents: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let (mut certs, mut keys) = (Vec::new(), Vec::new());

@@ -28,6 +28,10 @@
 //!   `AADSTS7000215` (401 `invalid_client`), no matching federated credential `AADSTS70021`
 //!   (400 `invalid_request`), expired assertion `AADSTS700024` (400 `invalid_client`), malformed
 //!   assertion `AADSTS50027`, missing parameter `AADSTS900144`. Bodies never echo secrets.
+//! - Certificate credentials: an assertion with an `x5t` header for a client with registered
+//!   certificates must name one of them by SHA-1 thumbprint and verify (RS256) with its key, else
+//!   `AADSTS700027` (401 `invalid_client`); `aud` must be `https://<login host>/<tenant>/oauth2/v2.0/token`
+//!   and `iss` = `sub` = the client id (`AADSTS700023`/`AADSTS700021`, 400).
 //! - IMDS needs `Metadata: true` (else 400) and issues for the system-assigned identity (no id
 //!   parameter) or the user-assigned one named by `client_id` (`object_id`/`msi_res_id` values are
 //!   looked up the same way); unknown → 400 `Identity not found`. Token fields are strings, as
@@ -209,6 +213,8 @@ struct StoredObject {
 struct AppRegistration {
     secrets: Vec<String>,
     federated: Vec<FederatedCredential>,
+    /// DER certificates whose keys may sign client assertions.
+    certificates: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, Debug)]
@@ -560,6 +566,18 @@ impl FakeAzure {
             .or_default()
             .federated
             .push(credential);
+    }
+
+    /// A certificate credential: an RS256 client assertion whose `x5t` is this certificate's
+    /// SHA-1 thumbprint and whose signature verifies with its public key is accepted.
+    pub fn add_client_certificate(&self, tenant: &str, client_id: &str, cert_der: &[u8]) {
+        self.shared
+            .lock()
+            .apps
+            .entry((tenant.to_string(), client_id.to_string()))
+            .or_default()
+            .certificates
+            .push(cert_der.to_vec());
     }
 
     /// A managed identity on the node: `None` is the system-assigned one.

@@ -2,6 +2,7 @@
 //! IMDS (managed identities) and aad-pod-identity's NMI. Every token they issue is recorded with
 //! its identity, resource and expiry so Key Vault can check it.
 
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use axum::{
     body::Body,
     http::{Response, StatusCode, request::Parts},
@@ -11,6 +12,7 @@ use base64::{
     engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD},
 };
 use serde_json::{Value, json};
+use sha1::Digest as _;
 
 use super::{
     AppRegistration, Fault, SYSTEM_ASSIGNED_CLIENT_ID, SYSTEM_IDENTITY, Service, Shared,
@@ -58,7 +60,8 @@ impl EntraError {
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
-pub(super) async fn entra(shared: &Shared, parts: &Parts, body: Body) -> Outcome {
+/// `host` is the original (production) host, which a certificate assertion's `aud` must name.
+pub(super) async fn entra(shared: &Shared, host: &str, parts: &Parts, body: Body) -> Outcome {
     if let Some(Fault::EntraStatus {
         status: code,
         aadsts,
@@ -90,7 +93,8 @@ pub(super) async fn entra(shared: &Shared, parts: &Parts, body: Body) -> Outcome
         .next()
         .unwrap_or_default()
         .to_string();
-    let reply = match issue_entra_token(shared, &tenant, &form) {
+    let endpoint = format!("https://{host}/{tenant}/oauth2/v2.0/token");
+    let reply = match issue_entra_token(shared, &tenant, &endpoint, &form) {
         Ok(body) => json(StatusCode::OK, &body),
         Err(error) => error.response(),
     };
@@ -100,6 +104,7 @@ pub(super) async fn entra(shared: &Shared, parts: &Parts, body: Body) -> Outcome
 fn issue_entra_token(
     shared: &Shared,
     tenant: &str,
+    endpoint: &str,
     form: &[(String, String)],
 ) -> Result<Value, EntraError> {
     let field = |name: &str| query_value(form, name).filter(|v| !v.is_empty());
@@ -143,7 +148,13 @@ fn issue_entra_token(
             if field("client_assertion_type") != Some(ASSERTION_TYPE) {
                 return Err(missing("client_assertion_type"));
             }
-            check_assertion(&app, assertion)?
+            if !app.certificates.is_empty()
+                && jwt_header(assertion).is_some_and(|h| h.contains_key("x5t"))
+            {
+                check_certificate_assertion(&app, client_id, endpoint, assertion)?
+            } else {
+                check_assertion(&app, assertion)?
+            }
         }
         (None, None) => {
             return Err(EntraError(
@@ -175,32 +186,115 @@ fn check_secret(app: &AppRegistration, secret: &str) -> Result<(), EntraError> {
     ))
 }
 
-fn check_assertion(app: &AppRegistration, assertion: &str) -> Result<(), EntraError> {
-    let Some(claims) = jwt_claims(assertion) else {
+fn malformed() -> EntraError {
+    EntraError(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        50027,
+        "JWT token is invalid or malformed.".into(),
+    )
+}
+
+fn expired() -> EntraError {
+    EntraError(
+        StatusCode::BAD_REQUEST,
+        "invalid_client",
+        700024,
+        "Client assertion is not within its valid time range.".into(),
+    )
+}
+
+fn is_expired(claims: &serde_json::Map<String, Value>) -> bool {
+    claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_none_or(|exp| exp <= unix_now())
+}
+
+/// A certificate credential's assertion: `x5t` names a registered certificate, the RS256
+/// signature verifies with its key, `aud` is this token endpoint, `iss` = `sub` = the client.
+fn check_certificate_assertion(
+    app: &AppRegistration,
+    client_id: &str,
+    endpoint: &str,
+    assertion: &str,
+) -> Result<(), EntraError> {
+    let header = jwt_header(assertion).ok_or_else(malformed)?;
+    let claims = jwt_claims(assertion).ok_or_else(malformed)?;
+    let x5t = header
+        .get("x5t")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let invalid_signature = |what: &str| {
+        EntraError(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            format!("Client assertion contains an invalid signature. [Reason - {what}]"),
+        )
+    };
+    let Some(cert) = app
+        .certificates
+        .iter()
+        .find(|der| URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(der)) == x5t)
+    else {
+        return Err(invalid_signature(&format!(
+            "The key was not found., Thumbprint of key used by client: '{x5t}'"
+        )));
+    };
+    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return Err(invalid_signature("The algorithm is not RS256."));
+    }
+    let (signed, signature) = assertion.rsplit_once('.').ok_or_else(malformed)?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| malformed())?;
+    let verified = x509_parser::parse_x509_certificate(cert)
+        .ok()
+        .is_some_and(|(_, cert)| {
+            UnparsedPublicKey::new(
+                &RSA_PKCS1_2048_8192_SHA256,
+                cert.public_key().subject_public_key.data.as_ref(),
+            )
+            .verify(signed.as_bytes(), &signature)
+            .is_ok()
+        });
+    if !verified {
+        return Err(invalid_signature("The signature does not verify."));
+    }
+    if is_expired(&claims) {
+        return Err(expired());
+    }
+    let claim = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+    if claim("aud") != endpoint {
         return Err(EntraError(
             StatusCode::BAD_REQUEST,
-            "invalid_request",
-            50027,
-            "JWT token is invalid or malformed.".into(),
+            "invalid_client",
+            700023,
+            format!(
+                "Client assertion audience claim does not match the token endpoint '{endpoint}'."
+            ),
         ));
-    };
+    }
+    if claim("iss") != client_id || claim("sub") != client_id {
+        return Err(EntraError(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter.".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_assertion(app: &AppRegistration, assertion: &str) -> Result<(), EntraError> {
+    let claims = jwt_claims(assertion).ok_or_else(malformed)?;
     let claim = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
         Some(Value::String(aud)) => vec![aud.as_str()],
         _ => Vec::new(),
     };
-    if claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .is_none_or(|exp| exp <= unix_now())
-    {
-        return Err(EntraError(
-            StatusCode::BAD_REQUEST,
-            "invalid_client",
-            700024,
-            "Client assertion is not within its valid time range.".into(),
-        ));
+    if is_expired(&claims) {
+        return Err(expired());
     }
     let matches = app.federated.iter().any(|f| {
         f.issuer == claim("iss")
@@ -225,13 +319,22 @@ fn check_assertion(app: &AppRegistration, assertion: &str) -> Result<(), EntraEr
 
 /// The claims of a JWT, without verifying its signature.
 pub(super) fn jwt_claims(jwt: &str) -> Option<serde_json::Map<String, Value>> {
-    let payload = jwt.split('.').nth(1)?;
+    jwt_part(jwt, 1)
+}
+
+/// The header of a JWT.
+fn jwt_header(jwt: &str) -> Option<serde_json::Map<String, Value>> {
+    jwt_part(jwt, 0)
+}
+
+fn jwt_part(jwt: &str, index: usize) -> Option<serde_json::Map<String, Value>> {
+    let part = jwt.split('.').nth(index)?;
     let bytes = URL_SAFE_NO_PAD
-        .decode(payload)
-        .or_else(|_| URL_SAFE.decode(payload))
+        .decode(part)
+        .or_else(|_| URL_SAFE.decode(part))
         .ok()?;
     match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(claims) => Some(claims),
+        Value::Object(map) => Some(map),
         _ => None,
     }
 }

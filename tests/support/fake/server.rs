@@ -100,7 +100,7 @@ async fn dispatch(
     let authorized = bearer_token(&parts.headers).is_some();
     let outcome = match service {
         Service::KeyVault => keyvault::handle(&shared, &host, &parts).await,
-        Service::Entra => identity::entra(&shared, &parts, body).await,
+        Service::Entra => identity::entra(&shared, &host, &parts, body).await,
         Service::Imds => identity::imds(&shared, &parts).await,
         Service::Nmi => identity::nmi(&shared, &parts).await,
         Service::Unknown => Outcome::Reply(text(
