@@ -23,7 +23,7 @@ fn bytes(data: &mut &[u8]) -> Option<Vec<u8>> {
         *data = &[];
         return None;
     };
-    let len = usize::from(u16::from_be_bytes([hi, lo]));
+    let len = usize::from(u16::from_be_bytes([*hi, *lo]));
     if len == ABSENT {
         *data = rest;
         return None;
