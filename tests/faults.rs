@@ -326,6 +326,9 @@ async fn load() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    // Descriptors before anything of the test exists: after the provider and the fake are gone
+    // (with their pooled connections), the count must be back here.
+    let fds_baseline = open_fds();
     let (fake, provider) = setup().await;
     mount_once(&provider, 0, Duration::from_secs(30))
         .await
@@ -371,8 +374,16 @@ async fn load() {
     let keyvault_requests = fake.counts().keyvault;
     fake.clear_faults();
     drop(provider);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (rss_after, fds_after) = (rss_kib(), open_fds());
+    drop(fake);
+    let mut fds_after = open_fds();
+    for _ in 0..50 {
+        if fds_after <= fds_baseline + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fds_after = open_fds();
+    }
+    let rss_after = rss_kib();
     let mut latencies: Vec<Duration> = results.iter().map(|(_, d)| *d).collect();
     latencies.sort();
     let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
@@ -394,7 +405,9 @@ async fn load() {
         "load: {keyvault_requests} Key Vault requests ({:.2} per mount), every 10th faulted",
         keyvault_requests as f64 / results.len() as f64
     );
-    println!("load: RSS {rss_before} KiB → {rss_after} KiB, open fds {fds_before} → {fds_after}");
+    println!(
+        "load: RSS {rss_before} KiB → {rss_after} KiB; open fds {fds_baseline} before the test, {fds_before} under way, {fds_after} after provider and fake are gone"
+    );
     assert!(!classes.contains_key("partial"), "never a partial file set");
     assert!(
         ok as f64 >= 0.99 * results.len() as f64,
