@@ -7,6 +7,7 @@
 # fuzz/target); a crash stops the run, is saved under fuzz/artifacts/<target>/ and makes the
 # script exit non-zero. FUZZ_SANITIZER=none|address (default address, falling back to none
 # when the ASan build fails) and FUZZ_TARGETS="a b" override the defaults.
+# Exit status: 0 no crash, 1 a crash, 2 cargo-fuzz could not be installed or built.
 set -euo pipefail
 
 seconds="${1:-30}"
@@ -16,17 +17,17 @@ export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz from crates.io" >&2
-    cargo install --locked cargo-fuzz
+    cargo install --locked cargo-fuzz || exit 2
 fi
 
 sanitizer="${FUZZ_SANITIZER:-address}"
 if ! cargo fuzz build --sanitizer "$sanitizer" >&2; then
     if [[ "$sanitizer" == none ]]; then
-        exit 1
+        exit 2
     fi
     echo "build with --sanitizer $sanitizer failed; retrying with --sanitizer none" >&2
     sanitizer=none
-    cargo fuzz build --sanitizer none >&2
+    cargo fuzz build --sanitizer none >&2 || exit 2
 fi
 
 read -r -a targets <<<"${FUZZ_TARGETS:-$(cargo fuzz list | tr '\n' ' ')}"
