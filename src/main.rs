@@ -80,11 +80,7 @@ async fn serve(flags: &Flags) -> Result<(), String> {
     }
     CloudEnvironment::from_name(&flags.cloud_name, None)
         .map_err(|e| format!("--cloud-name: {e}"))?;
-    if flags.enable_pprof {
-        tracing::warn!(
-            "--enable-pprof is accepted for compatibility; this provider has no pprof endpoint"
-        );
-    }
+    warn_inert_flags(flags);
     let endpoint = server::parse_endpoint(&flags.endpoint).map_err(|e| e.to_string())?;
     let provider = Arc::new(Provider::new(flags.transport()?, flags.provider_options()));
 
@@ -134,6 +130,23 @@ async fn serve(flags: &Flags) -> Result<(), String> {
     stop.cancel();
     let _ = tokio::join!(metrics_task, health_task);
     served.map_err(|e| e.to_string())
+}
+
+/// Flags accepted for compatibility with the Go provider that have no effect in this build.
+fn warn_inert_flags(flags: &Flags) {
+    if flags.enable_pprof {
+        tracing::warn!(
+            "--enable-pprof is accepted for compatibility; this provider has no pprof endpoint"
+        );
+    }
+    if !flags.token_proxy_url.is_empty() || !flags.sni_name.is_empty() {
+        tracing::warn!(
+            "--token-proxy-url/--sni-name have no effect: identity binding (useAzureTokenProxy) is not supported by this build"
+        );
+    }
+    if !flags.custom_user_agent.is_empty() {
+        tracing::warn!("--custom-user-agent has no effect (as in the Go provider)");
+    }
 }
 
 async fn shutdown_signal() {
