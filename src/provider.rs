@@ -113,12 +113,12 @@ impl Provider {
         if request.objects.is_empty() {
             return Ok(pb::MountResponse::default());
         }
-        let identity = self.identities.resolve(request).await.map_err(|e| {
-            Status::unauthenticated(format!(
-                "failed to authenticate ({}): {e}",
-                request.identity.mode_name()
-            ))
-        })?;
+        // Auth errors already name the mode, the status and Entra's error code.
+        let identity = self
+            .identities
+            .resolve(request)
+            .await
+            .map_err(|e| Status::unauthenticated(format!("failed to authenticate: {e}")))?;
         let client = self
             .vaults
             .client(&identity, &request.vault_url())

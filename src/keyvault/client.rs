@@ -27,7 +27,7 @@ use super::throttle::VaultBackoff;
 use super::{Fetched, KvError, KvErrorKind, VersionInfo};
 use crate::auth::ResolvedIdentity;
 use crate::content::{JsonWebKey, SecretBundle};
-use crate::request::ObjectType;
+use crate::request::{ObjectType, validate_key_vault_id};
 use crate::sensitive::Sensitive;
 use crate::telemetry::{CacheOutcome, metrics};
 use crate::transport::Transport;
@@ -614,22 +614,14 @@ async fn collect<I>(
 }
 
 /// The SDK pastes names and versions into the URL path unescaped: only Key Vault's own
-/// alphabet (letters, digits, dashes; versions without dashes) may pass.
+/// alphabet (letters, digits, dashes; the rule `request` validates objects with) may pass.
 fn check_path(name: &str, version: &str) -> Result<(), KvError> {
-    let invalid = |what: &str, value: &str, allowed: &str| KvError {
-        kind: KvErrorKind::Other,
-        message: format!("invalid Key Vault object {what} {value:?}: only {allowed} are allowed"),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 127
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if !name_ok {
-        return Err(invalid("name", name, "1 to 127 letters, digits and dashes"));
-    }
-    if !version.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(invalid("version", version, "letters and digits"));
-    }
-    Ok(())
+    validate_key_vault_id("Key Vault object name", name, false)
+        .and_then(|()| validate_key_vault_id("Key Vault object version", version, true))
+        .map_err(|message| KvError {
+            kind: KvErrorKind::Other,
+            message,
+        })
 }
 
 /// `None` for the current version.

@@ -23,7 +23,9 @@ pub use identity::{
     IDENTITY_BINDING_AUDIENCE, SERVICE_ACCOUNT_TOKENS, WORKLOAD_IDENTITY_AUDIENCE,
     token_for_audience,
 };
-pub use objects::{MAX_PATH, MAX_PATH_ELEMENT, parse_objects, validate_file_name};
+pub use objects::{
+    MAX_PATH, MAX_PATH_ELEMENT, parse_objects, validate_file_name, validate_key_vault_id,
+};
 pub use parse::{parse, parse_parameters, validate_vault_name};
 
 /// Largest `attributes` JSON accepted.

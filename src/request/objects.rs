@@ -164,8 +164,9 @@ fn parse_encoding(object_type: ObjectType, value: &str) -> Result<ObjectEncoding
 }
 
 /// Key Vault object names (and version ids) are 1–127 letters, digits and dashes. Checked up
-/// front because they go into request URLs, and so a typo fails before anything is fetched.
-fn validate_key_vault_id(field: &str, value: &str, may_be_empty: bool) -> Result<(), String> {
+/// front because they go into request URLs, and so a typo fails before anything is fetched; the
+/// Key Vault client applies the same rule to every name and version it puts in a URL.
+pub fn validate_key_vault_id(field: &str, value: &str, may_be_empty: bool) -> Result<(), String> {
     if value.is_empty() && may_be_empty {
         return Ok(());
     }
