@@ -202,6 +202,15 @@ pub struct Flags {
     #[arg(long, default_value = "25s", value_parser = parse_go_duration)]
     pub shutdown_grace_period: Duration,
 
+    /// Most blocking or CPU-heavy jobs (tenant-named file reads, PKCS#12 key derivation, large
+    /// PEM bundles) running at once on the bounded blocking pool.
+    #[arg(long, default_value_t = crate::blocking::DEFAULT_MAX_JOBS)]
+    pub max_blocking_jobs: usize,
+
+    /// Longest a mount waits for one blocking job (queueing included) before it fails.
+    #[arg(long, default_value = "5s", value_parser = parse_go_duration)]
+    pub blocking_timeout: Duration,
+
     /// Extra PEM CA bundle trusted for Azure endpoints, in addition to the system store.
     #[arg(long)]
     pub extra_ca_file: Option<std::path::PathBuf>,
@@ -233,6 +242,14 @@ impl Flags {
                 ..TransportOptions::default()
             })
             .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Limits of the bounded blocking pool.
+    pub fn blocking_limits(&self) -> crate::blocking::BlockingLimits {
+        crate::blocking::BlockingLimits {
+            max_jobs: self.max_blocking_jobs.max(1),
+            timeout: self.blocking_timeout,
         }
     }
 

@@ -8,6 +8,7 @@
 //! every Azure call goes through.
 
 pub mod auth;
+pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod content;
@@ -17,6 +18,7 @@ pub mod request;
 pub mod sensitive;
 pub mod server;
 pub mod telemetry;
+pub mod text;
 pub mod transport;
 
 /// Generated from `proto/service.proto` (the driver's provider API).

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         eprintln!("cannot set up logging: {e}");
         return ExitCode::FAILURE;
     }
+    akv_csi_provider::blocking::configure(flags.blocking_limits());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,103 +4,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::json;
 use support::driver::Driver;
 use support::fake::FakeAzure;
-
-const BIN: &str = env!("CARGO_BIN_EXE_akv-csi-provider");
-
-/// The started binary, its stderr lines, and the addresses it reported.
-struct Provider {
-    child: Child,
-    metrics: String,
-    health: String,
-    logs: std::sync::mpsc::Receiver<String>,
-}
-
-fn start(socket: &Path, extra: &[String]) -> Provider {
-    let mut child = Command::new(BIN)
-        .arg(format!("--endpoint=unix://{}", socket.display()))
-        .args(["--healthz-port=0", "--prometheus-port=0", "-v=5"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the binary");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, logs) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let Ok(line) = logs.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        if line.contains("akv-csi-provider started") {
-            let field = |name: &str| {
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix(&format!("{name}=")))
-                    .map(|v| v.replace("0.0.0.0", "127.0.0.1"))
-                    .expect("address in the startup line")
-            };
-            return Provider {
-                metrics: field("metrics"),
-                health: field("health"),
-                child,
-                logs,
-            };
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the provider did not start");
-}
-
-/// A plain HTTP/1.1 GET on loopback; returns (status, body).
-fn get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn terminate(provider: &mut Provider) -> std::process::ExitStatus {
-    let pid = provider.child.id() as i32;
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = provider.child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use support::process::{BIN, ProviderProcess, http_get as get, under_attack};
 
 #[test]
 fn version_flag_prints_json() {
@@ -150,7 +60,7 @@ async fn serves_health_metrics_and_mounts_then_stops_on_sigterm() {
     fake.add_secret("procvault", "s", "v3", "value", None, None, 100, true);
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("azure.sock");
-    let mut provider = start(&socket, &[format!("--test-redirect-url={}", fake.url())]);
+    let mut provider = ProviderProcess::start_with_fake(&socket, &fake.url(), &[]);
 
     let mode = std::fs::metadata(&socket)
         .expect("socket exists")
@@ -194,10 +104,36 @@ async fn serves_health_metrics_and_mounts_then_stops_on_sigterm() {
     assert_eq!(status, 404);
 
     drop(driver);
-    let status = terminate(&mut provider);
+    let status = provider.terminate();
     assert!(status.success(), "clean exit after SIGTERM: {status:?}");
     assert!(!socket.exists(), "the socket file is removed on shutdown");
-    let logs: Vec<String> = provider.logs.try_iter().collect();
-    let logs = logs.join("\n");
+    let logs = provider.drain_logs().join("\n");
     assert!(!logs.contains("sp-secret-9f1"), "no client secret in logs");
+}
+
+/// The isolation tests' harness on a harmless "attack" (one good mount): the probes answer, the
+/// figures are sane. Every isolation test builds on this.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_harness_measures_an_ordinary_mount() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret("tid", "sp", "sp-secret-9f1");
+    fake.grant("procvault", "sp");
+    fake.add_secret("procvault", "s", "v3", "value", None, None, 100, true);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("azure.sock");
+    let provider = ProviderProcess::start_with_fake(&socket, &fake.url(), &[]);
+    let attributes = json!({
+        "keyvaultName": "procvault", "tenantId": "tid",
+        "objects": "array:\n  - |\n    objectName: s\n    objectType: secret\n",
+        "csi.storage.k8s.io/pod.name": "p", "csi.storage.k8s.io/pod.namespace": "n",
+    });
+    let secrets = json!({"clientid": "sp", "clientsecret": "sp-secret-9f1"});
+    let (report, mounted) = under_attack("ordinary mount (harness check)", &provider, async {
+        let mut driver = Driver::connect(&socket).await;
+        driver.mount(&attributes, Some(&secrets), "420").await
+    })
+    .await;
+    assert_eq!(mounted.expect("mount").files[0].contents, b"value");
+    report.assert_isolated(std::time::Duration::from_secs(2));
+    assert!(provider.rss_kib() > 0 && provider.open_fds() > 0);
 }

@@ -38,8 +38,6 @@ pub const MAX_OBJECTS_YAML_BYTES: usize = 256 * 1024;
 pub const MAX_OBJECTS: usize = 1000;
 /// Largest `objectVersionHistory` accepted.
 pub const MAX_VERSION_HISTORY: u32 = 1000;
-/// Longest user value echoed in an error message; longer ones are cut.
-const MAX_ECHOED_CHARS: usize = 64;
 
 /// Process-wide defaults that a SecretProviderClass may override.
 #[derive(Clone, Debug)]
@@ -224,12 +222,9 @@ impl fmt::Display for ObjectSpec {
 #[error("{0}")]
 pub struct RequestError(pub String);
 
-/// A user value cut to [`MAX_ECHOED_CHARS`] characters for an error message.
+/// A user value cut for an error message (the crate's one rule: [`crate::text::echo`]).
 fn short(value: &str) -> String {
-    match value.char_indices().nth(MAX_ECHOED_CHARS) {
-        Some((cut, _)) => format!("{}...", &value[..cut]),
-        None => value.to_string(),
-    }
+    crate::text::echo(value).into_owned()
 }
 
 /// A JSON error as its kind and position only: serde_json's own message may quote input,
