@@ -61,6 +61,34 @@ pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Go's `flag` package accepts long flags with one dash (`-logtostderr=false`, `-vmodule=x=2`),
+/// and manifests written for the Go provider use that form; clap wants two. Rewrites every such
+/// argument to the two-dash form, leaving `-v`, `-v=5`, `-v5` (our one short flag), `--x` and
+/// everything after a bare `--` alone.
+pub fn go_style_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for arg in args {
+        if passthrough || arg == "--" {
+            passthrough = true;
+            out.push(arg);
+            continue;
+        }
+        let rewritten = match arg.strip_prefix('-') {
+            Some(rest) if !rest.starts_with('-') => {
+                let name = rest.split('=').next().unwrap_or_default();
+                let short_v = name
+                    .strip_prefix('v')
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+                (name.len() > 1 && !short_v).then(|| format!("-{arg}"))
+            }
+            _ => None,
+        };
+        out.push(rewritten.unwrap_or(arg));
+    }
+    out
+}
+
 /// The command line: server flags, and optional operator subcommands.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -215,6 +243,46 @@ pub struct Flags {
     #[arg(long)]
     pub extra_ca_file: Option<std::path::PathBuf>,
 
+    // --- klog flags of the Go provider (`klog.InitFlags`), accepted so that manifests written
+    // for it keep starting; logs always go to stderr here, so none of them changes anything and
+    // one start-up warning lists those given (see `Flags::inert_klog_flags`).
+    /// klog: log to standard error instead of files (always the case here).
+    #[arg(long = "logtostderr", num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool, action = ArgAction::Set, hide = true)]
+    pub klog_logtostderr: Option<bool>,
+    /// klog: log to standard error as well as files (no effect here).
+    #[arg(long = "alsologtostderr", num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool, action = ArgAction::Set, hide = true)]
+    pub klog_alsologtostderr: Option<bool>,
+    /// klog: per-file verbosity (no effect here; use `-v` or `RUST_LOG`).
+    #[arg(long = "vmodule", hide = true)]
+    pub klog_vmodule: Option<String>,
+    /// klog: directory of log files (no effect here).
+    #[arg(long = "log_dir", hide = true)]
+    pub klog_log_dir: Option<String>,
+    /// klog: log file (no effect here).
+    #[arg(long = "log_file", hide = true)]
+    pub klog_log_file: Option<String>,
+    /// klog: log file size limit in MB (no effect here).
+    #[arg(long = "log_file_max_size", hide = true)]
+    pub klog_log_file_max_size: Option<u64>,
+    /// klog: severity copied to stderr (no effect here).
+    #[arg(long = "stderrthreshold", hide = true)]
+    pub klog_stderrthreshold: Option<String>,
+    /// klog: omit line headers (no effect here).
+    #[arg(long = "skip_headers", num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool, action = ArgAction::Set, hide = true)]
+    pub klog_skip_headers: Option<bool>,
+    /// klog: omit headers in log files (no effect here).
+    #[arg(long = "skip_log_headers", num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool, action = ArgAction::Set, hide = true)]
+    pub klog_skip_log_headers: Option<bool>,
+    /// klog: one file per severity off (no effect here).
+    #[arg(long = "one_output", num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool, action = ArgAction::Set, hide = true)]
+    pub klog_one_output: Option<bool>,
+    /// klog: directory in headers (no effect here).
+    #[arg(long = "add_dir_header", num_args = 0..=1, default_missing_value = "true", value_parser = parse_go_bool, action = ArgAction::Set, hide = true)]
+    pub klog_add_dir_header: Option<bool>,
+    /// klog: stack trace at file:line (no effect here).
+    #[arg(long = "log_backtrace_at", hide = true)]
+    pub klog_log_backtrace_at: Option<String>,
+
     /// TESTING ONLY: send every Azure request (Key Vault, Entra ID, IMDS, NMI) to this base URL.
     #[arg(long, hide = true)]
     pub test_redirect_url: Option<String>,
@@ -243,6 +311,28 @@ impl Flags {
             })
             .map_err(|e| e.to_string()),
         }
+    }
+
+    /// The klog flags given on the command line; they are accepted and have no effect.
+    pub fn inert_klog_flags(&self) -> Vec<&'static str> {
+        let given = [
+            ("--logtostderr", self.klog_logtostderr.is_some()),
+            ("--alsologtostderr", self.klog_alsologtostderr.is_some()),
+            ("--vmodule", self.klog_vmodule.is_some()),
+            ("--log_dir", self.klog_log_dir.is_some()),
+            ("--log_file", self.klog_log_file.is_some()),
+            ("--log_file_max_size", self.klog_log_file_max_size.is_some()),
+            ("--stderrthreshold", self.klog_stderrthreshold.is_some()),
+            ("--skip_headers", self.klog_skip_headers.is_some()),
+            ("--skip_log_headers", self.klog_skip_log_headers.is_some()),
+            ("--one_output", self.klog_one_output.is_some()),
+            ("--add_dir_header", self.klog_add_dir_header.is_some()),
+            ("--log_backtrace_at", self.klog_log_backtrace_at.is_some()),
+        ];
+        given
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect()
     }
 
     /// Limits of the bounded blocking pool.
@@ -312,6 +402,56 @@ mod tests {
         assert!(Cli::try_parse_from(["p", "--construct-pem-chain=yes"]).is_err());
         let check = Cli::try_parse_from(["p", "check", "spc.yaml"]).unwrap();
         assert!(matches!(check.command, Some(Command::Check { .. })));
+    }
+
+    #[test]
+    fn klog_flags_are_accepted_in_go_and_clap_spelling() {
+        let args = [
+            "p",
+            "-logtostderr=false",
+            "--alsologtostderr",
+            "-vmodule=provider=5",
+            "--log_dir=/tmp",
+            "-log_file",
+            "/tmp/x.log",
+            "--log_file_max_size=1800",
+            "-stderrthreshold=INFO",
+            "--skip_headers",
+            "-skip_log_headers=true",
+            "--one_output=false",
+            "-add_dir_header",
+            "--log_backtrace_at=:0",
+            "-v=3",
+        ];
+        let f = Cli::try_parse_from(go_style_args(args.map(String::from)))
+            .unwrap()
+            .flags;
+        assert_eq!(f.verbosity, 3);
+        assert_eq!(f.klog_logtostderr, Some(false));
+        assert_eq!(f.inert_klog_flags().len(), 12);
+        let plain = Cli::try_parse_from(["p"]).unwrap().flags;
+        assert!(plain.inert_klog_flags().is_empty());
+        assert_eq!(
+            go_style_args(["p", "-v5", "-v", "2", "--endpoint=x", "--", "-keep"].map(String::from)),
+            ["p", "-v5", "-v", "2", "--endpoint=x", "--", "-keep"]
+        );
+        assert_eq!(
+            go_style_args(
+                [
+                    "p",
+                    "-endpoint=unix:///x.sock",
+                    "-cloud-name",
+                    "AzureChinaCloud"
+                ]
+                .map(String::from)
+            ),
+            [
+                "p",
+                "--endpoint=unix:///x.sock",
+                "--cloud-name",
+                "AzureChinaCloud"
+            ]
+        );
     }
 
     #[test]

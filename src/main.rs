@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use akv_csi_provider::config::{Cli, Command, Flags};
+use akv_csi_provider::config::{self, Cli, Command, Flags};
 use akv_csi_provider::provider::Provider;
 use akv_csi_provider::request::{CloudEnvironment, RequestDefaults};
 use akv_csi_provider::server::{self, Server};
@@ -13,7 +13,9 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(config::go_style_args(
+        std::env::args_os().map(|a| a.to_string_lossy().into_owned()),
+    ));
     let flags = &cli.flags;
     if flags.version {
         println!(
@@ -143,6 +145,13 @@ fn warn_inert_flags(flags: &Flags) {
     if !flags.token_proxy_url.is_empty() || !flags.sni_name.is_empty() {
         tracing::warn!(
             "--token-proxy-url/--sni-name have no effect: identity binding (useAzureTokenProxy) is not supported by this build"
+        );
+    }
+    let klog = flags.inert_klog_flags();
+    if !klog.is_empty() {
+        tracing::warn!(
+            flags = %klog.join(" "),
+            "klog flags of the Go provider are accepted and have no effect: logs go to stderr, verbosity is -v (or RUST_LOG)"
         );
     }
     if !flags.custom_user_agent.is_empty() {

@@ -137,3 +137,28 @@ async fn attack_harness_measures_an_ordinary_mount() {
     report.assert_isolated(std::time::Duration::from_secs(2));
     assert!(provider.rss_kib() > 0 && provider.open_fds() > 0);
 }
+
+/// Manifests written for the Go provider pass klog flags, often in Go's one-dash spelling: the
+/// binary starts and says once that they have no effect.
+#[test]
+fn klog_flags_of_the_go_provider_start_with_one_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("azure.sock");
+    let mut provider = ProviderProcess::start(
+        &socket,
+        &[
+            "-logtostderr=true".into(),
+            "--alsologtostderr".into(),
+            "-vmodule=provider=4".into(),
+            "--log_file_max_size=1800".into(),
+            "-stderrthreshold=INFO".into(),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let status = provider.terminate();
+    assert!(status.success(), "{status:?}");
+    let logs = provider.drain_logs().join("\n");
+    let warnings = logs.matches("klog flags of the Go provider").count();
+    assert_eq!(warnings, 1, "{logs}");
+    assert!(logs.contains("--vmodule"), "{logs}");
+}

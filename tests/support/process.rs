@@ -26,8 +26,11 @@ pub struct ProviderProcess {
     pub health: String,
     /// The gRPC socket.
     pub socket: PathBuf,
-    /// Every stderr line, as it comes.
+    /// Every stderr line after the startup line, as it comes.
     pub logs: std::sync::mpsc::Receiver<String>,
+    /// The stderr lines up to and including the startup line (returned by the first
+    /// [`Self::drain_logs`]).
+    startup_logs: std::sync::Mutex<Vec<String>>,
 }
 
 impl ProviderProcess {
@@ -50,10 +53,12 @@ impl ProviderProcess {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut startup_logs = Vec::new();
         while Instant::now() < deadline {
             let Ok(line) = logs.recv_timeout(Duration::from_millis(200)) else {
                 continue;
             };
+            startup_logs.push(line.clone());
             if line.contains("akv-csi-provider started") {
                 let field = |name: &str| {
                     line.split_whitespace()
@@ -67,12 +72,13 @@ impl ProviderProcess {
                     socket: socket.to_owned(),
                     child,
                     logs,
+                    startup_logs: std::sync::Mutex::new(startup_logs),
                 };
             }
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!("the provider did not start");
+        panic!("the provider did not start: {}", startup_logs.join("\n"));
     }
 
     /// Starts the binary with every Azure call redirected to `fake_url`.
@@ -109,9 +115,17 @@ impl ProviderProcess {
             .unwrap_or(0)
     }
 
-    /// Every stderr line received so far.
+    /// Every stderr line received since the last call (the first call includes the startup
+    /// lines).
     pub fn drain_logs(&self) -> Vec<String> {
-        self.logs.try_iter().collect()
+        let mut lines = std::mem::take(
+            &mut *self
+                .startup_logs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        lines.extend(self.logs.try_iter());
+        lines
     }
 
     /// SIGTERM, then waits (30 s at most) for the exit.
