@@ -243,6 +243,11 @@ pub struct Flags {
     #[arg(long)]
     pub extra_ca_file: Option<std::path::PathBuf>,
 
+    /// At start, how long to wait for another provider still serving the socket (the previous
+    /// pod of a rolling update) to let go of it; it is never deleted while it answers.
+    #[arg(long, default_value = "60s", value_parser = parse_go_duration)]
+    pub socket_handover_timeout: Duration,
+
     // --- klog flags of the Go provider (`klog.InitFlags`), accepted so that manifests written
     // for it keep starting; logs always go to stderr here, so none of them changes anything and
     // one start-up warning lists those given (see `Flags::inert_klog_flags`).

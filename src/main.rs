@@ -87,6 +87,11 @@ async fn serve(flags: &Flags) -> Result<(), String> {
     let endpoint = server::parse_endpoint(&flags.endpoint).map_err(|e| e.to_string())?;
     let provider = Arc::new(Provider::new(flags.transport()?, flags.provider_options()));
 
+    if let server::Endpoint::Unix(path) = &endpoint {
+        server::socket::wait_for_handover(path, flags.socket_handover_timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let grpc = Server::bind(&endpoint).await.map_err(|e| e.to_string())?;
     let metrics = telemetry::bind_metrics(
         telemetry::all_interfaces(flags.prometheus_port),

@@ -162,3 +162,37 @@ fn klog_flags_of_the_go_provider_start_with_one_warning() {
     assert_eq!(warnings, 1, "{logs}");
     assert!(logs.contains("--vmodule"), "{logs}");
 }
+
+/// A rolling update on one node: the new provider starts while the old one still serves the
+/// socket. The new one waits (the old one keeps serving, its socket untouched), takes over when
+/// the old one exits, and the socket is there for the driver throughout, but for the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_hand_over_between_two_providers() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("azure.sock");
+    let mut old = ProviderProcess::start(&socket, &[]);
+    let new = std::thread::spawn({
+        let socket = socket.clone();
+        move || ProviderProcess::start(&socket, &["--socket-handover-timeout=30s".into()])
+    });
+    // The old provider keeps serving while the new one waits.
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut driver = Driver::connect(&socket).await;
+        driver
+            .version()
+            .await
+            .expect("the old provider still serves");
+    }
+    assert!(!new.is_finished(), "the new provider waits for the socket");
+    assert!(old.terminate().success());
+    let mut new = tokio::task::spawn_blocking(move || new.join().expect("new provider"))
+        .await
+        .unwrap();
+    let mut driver = Driver::connect(&socket).await;
+    driver.version().await.expect("the new provider serves");
+    let logs = new.drain_logs().join("\n");
+    assert!(logs.contains("waiting for it to exit"), "{logs}");
+    assert!(new.terminate().success());
+    assert!(!socket.exists(), "the last provider removes its own socket");
+}

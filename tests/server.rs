@@ -330,6 +330,39 @@ async fn stale_socket_is_replaced() {
 }
 
 #[tokio::test]
+async fn a_live_socket_is_never_replaced_and_is_taken_over_once_it_goes_away() {
+    use akv_csi_provider::server::socket::wait_for_handover;
+    let (_dir, path) = driver::temp_socket();
+    let other = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let err = Server::bind(&Endpoint::Unix(path.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServerError::InUse { .. }), "{err}");
+    assert!(path.exists(), "the live socket is left alone");
+    let err = wait_for_handover(&path, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("another process still serves"),
+        "{err}"
+    );
+
+    // The other provider exits (closes its listener) while we wait: we take over.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        drop(other);
+    });
+    let started = std::time::Instant::now();
+    wait_for_handover(&path, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    release.await.unwrap();
+    let server = Server::bind(&Endpoint::Unix(path.clone())).await.unwrap();
+    drop(server);
+}
+
+#[tokio::test]
 async fn anything_but_a_socket_is_left_alone() {
     let (dir, path) = driver::temp_socket();
     std::fs::write(&path, "precious").unwrap();

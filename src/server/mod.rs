@@ -74,6 +74,10 @@ pub enum ServerError {
     NotASocket { path: PathBuf, kind: &'static str },
     #[error("cannot inspect {path}: {source}")]
     Inspect { path: PathBuf, source: io::Error },
+    #[error(
+        "another process still serves {path} (waited {waited:?}): a second provider on this socket? (the AKS add-on's must be disabled first)"
+    )]
+    InUse { path: PathBuf, waited: Duration },
     #[error("cannot remove the stale socket {path}: {source}")]
     RemoveStale { path: PathBuf, source: io::Error },
     #[error("cannot listen on {endpoint}: {source}")]
@@ -133,12 +137,13 @@ impl fmt::Debug for Server {
 }
 
 impl Server {
-    /// Creates the listener. For Unix: a stale socket at the path is removed (anything else there
-    /// is an error), the socket is created owner-only (mode [`socket::SOCKET_MODE`]).
+    /// Creates the listener. For Unix: a stale socket at the path is removed (a live one, or
+    /// anything else there, is an error: see [`socket::wait_for_handover`]), the socket is created
+    /// owner-only (mode [`socket::SOCKET_MODE`]).
     pub async fn bind(endpoint: &Endpoint) -> Result<Server, ServerError> {
         match endpoint {
             Endpoint::Unix(path) => {
-                let (listener, file) = socket::bind(path)?;
+                let (listener, file) = socket::bind(path).await?;
                 Ok(Server {
                     listener: Listener::Unix(listener, file),
                     endpoint: endpoint.clone(),

@@ -1,6 +1,11 @@
 //! The Unix socket file: replace a stale socket (and nothing else), create the new one owner-only
 //! with no window where it is accessible to others, and remove it again on shutdown.
 //!
+//! Hand-over: a socket that still answers belongs to a live provider (the previous pod of a
+//! rolling update, or another provider on the same path, such as the AKS add-on's); it is never
+//! deleted. [`wait_for_handover`] waits, bounded and logged, until it stops answering, and only
+//! then is it replaced; at exit the file is removed only if it is still ours (same inode).
+//!
 //! The driver's only protection is the file mode of this socket (the provider API has no
 //! authentication), so the socket is bound under `umask(0o077)` — as the Go provider does — and
 //! then narrowed to `0600`.
@@ -10,8 +15,10 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::time::Instant;
 
 use super::ServerError;
 
@@ -51,9 +58,59 @@ impl Drop for SocketFile {
     }
 }
 
-/// Binds `path`: removes a stale socket there, refuses anything else, creates the socket
-/// owner-only and sets it to [`SOCKET_MODE`].
-pub(super) fn bind(path: &Path) -> Result<(UnixListener, SocketFile), ServerError> {
+/// How long one liveness probe of an existing socket may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause between two liveness probes while waiting for a hand-over.
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Whether a process accepts connections on the socket at `path` (a full backlog counts as
+/// alive; a refused connection or a missing file does not).
+async fn is_live(path: &Path) -> bool {
+    match tokio::time::timeout(PROBE_TIMEOUT, UnixStream::connect(path)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => matches!(e.kind(), io::ErrorKind::WouldBlock),
+        Err(_) => true,
+    }
+}
+
+/// Waits until no process answers on the socket at `path` any more, for at most `timeout`
+/// (`--socket-handover-timeout`); logs when it has to wait. Returns [`ServerError::InUse`] when
+/// the socket still answers after that.
+pub async fn wait_for_handover(path: &Path, timeout: Duration) -> Result<(), ServerError> {
+    let is_socket = fs::symlink_metadata(path)
+        .map(|m| m.file_type().is_socket())
+        .unwrap_or(false);
+    if !is_socket || !is_live(path).await {
+        return Ok(());
+    }
+    tracing::info!(
+        path = %path.display(),
+        timeout = ?timeout,
+        "another process serves this socket; waiting for it to exit before taking over"
+    );
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        if !is_live(path).await {
+            tracing::info!(path = %path.display(), "the previous provider has let go of the socket");
+            return Ok(());
+        }
+    }
+    Err(ServerError::InUse {
+        path: path.to_owned(),
+        waited: timeout,
+    })
+}
+
+/// Binds `path`: removes a stale socket there (one that no process answers on), refuses a live
+/// socket or anything else, creates the socket owner-only and sets it to [`SOCKET_MODE`].
+pub(super) async fn bind(path: &Path) -> Result<(UnixListener, SocketFile), ServerError> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) && is_live(path).await {
+        return Err(ServerError::InUse {
+            path: path.to_owned(),
+            waited: Duration::ZERO,
+        });
+    }
     remove_stale(path)?;
     let listener = bind_owner_only(path).map_err(|source| ServerError::Bind {
         endpoint: display(path),
