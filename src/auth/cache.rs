@@ -5,9 +5,13 @@
 //! replaces). The SDK credentials cache tokens too, so the inner credential is built afresh for
 //! every acquisition from a [`CredentialFactory`]: [`CachingCredential::invalidate`] then really
 //! means "ask Entra ID again", with no hidden cache serving the rejected token.
+//!
+//! A credential knows whether it was ever *proven* (a token was acquired or seeded); the first
+//! proof runs a hook once, which is how the identity cache admits an entry only after a success.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -17,6 +21,9 @@ use super::AuthError;
 use super::errors::{describe_token_error, to_core_error};
 use crate::sensitive::Sensitive;
 use crate::telemetry;
+
+/// Runs once, on the first token a credential obtains.
+pub(crate) type ProofHook = Box<dyn FnOnce() + Send>;
 
 /// Builds the credential that performs one real acquisition.
 pub(crate) type CredentialFactory =
@@ -93,6 +100,9 @@ pub(crate) struct CachingCredential {
     /// Strings scrubbed from error messages (the secrets this identity holds).
     sensitive: Vec<Sensitive>,
     slots: Mutex<HashMap<Vec<String>, Arc<Slot>>>,
+    /// Set once a token was obtained; the hook is taken (and run) under the same lock.
+    proven: AtomicBool,
+    on_proof: Mutex<Option<ProofHook>>,
 }
 
 impl fmt::Debug for CachingCredential {
@@ -114,6 +124,37 @@ impl CachingCredential {
             factory,
             sensitive,
             slots: Mutex::new(HashMap::new()),
+            proven: AtomicBool::new(false),
+            on_proof: Mutex::new(None),
+        }
+    }
+
+    /// Whether a token was ever obtained with this credential.
+    pub(crate) fn is_proven(&self) -> bool {
+        self.proven.load(Ordering::Acquire)
+    }
+
+    /// Runs `hook` on the first token obtained, or now if one already was. A second hook
+    /// replaces a first one that has not run yet.
+    pub(crate) fn on_first_token(&self, hook: ProofHook) {
+        let mut slot = self.on_proof.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.is_proven() {
+            drop(slot);
+            hook();
+        } else {
+            *slot = Some(hook);
+        }
+    }
+
+    /// Records a token obtained; runs the proof hook the first time (outside every lock).
+    fn mark_proven(&self) {
+        let hook = {
+            let mut slot = self.on_proof.lock().unwrap_or_else(PoisonError::into_inner);
+            self.proven.store(true, Ordering::Release);
+            slot.take()
+        };
+        if let Some(hook) = hook {
+            hook();
         }
     }
 
@@ -137,6 +178,8 @@ impl CachingCredential {
         {
             *cached = Some(Cached { token, acquired });
         }
+        drop(cached);
+        self.mark_proven();
     }
 
     fn slot(&self, scopes: &[&str]) -> Arc<Slot> {
@@ -210,6 +253,7 @@ impl TokenCredential for CachingCredential {
             Ok(cached) => {
                 slot.put(Some(cached.clone()));
                 slot.record(None);
+                self.mark_proven();
                 Ok(cached.token)
             }
             Err(error) => {
