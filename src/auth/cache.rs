@@ -400,6 +400,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_proof_hook_runs_once_on_the_first_token_only() {
+        let (cred, _) = caching(3600, true);
+        let runs = Arc::new(AtomicU32::new(0));
+        let hook = |runs: &Arc<AtomicU32>| -> ProofHook {
+            let runs = runs.clone();
+            Box::new(move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        cred.on_first_token(hook(&runs));
+        assert!(cred.get_token(SCOPES, None).await.is_err());
+        assert!(!cred.is_proven());
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "a failure proves nothing");
+        let now = OffsetDateTime::now_utc();
+        cred.seed(
+            SCOPES,
+            AccessToken::new(Secret::new("t"), now + Duration::hours(1)),
+            now,
+        );
+        assert!(cred.is_proven());
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        cred.seed(
+            SCOPES,
+            AccessToken::new(Secret::new("u"), now + Duration::hours(2)),
+            now,
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // A hook set after the proof runs at once.
+        cred.on_first_token(hook(&runs));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        let (ok, _) = caching(3600, false);
+        ok.on_first_token(hook(&runs));
+        ok.get_token(SCOPES, None).await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
     async fn seed_keeps_the_longer_lived_token() {
         let (cred, calls) = caching(3600, false);
         let now = OffsetDateTime::now_utc();
