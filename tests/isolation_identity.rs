@@ -14,6 +14,8 @@ use support::fake::FakeAzure;
 use support::process::{ProviderProcess, under_attack};
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+/// One attack at a time: the figures measure one attack, not the others of this file.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const VAULT: &str = "isovault";
 /// A registered service principal (identity B of the tests).
 const GOOD: &str = "b0000000-0000-4000-8000-00000000000b";
@@ -67,6 +69,7 @@ fn assert_logs_bounded(provider: &ProviderProcess, needle: char) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_900_kb_tenant_id_is_refused_fast_with_a_short_message() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = fake_with_good_identity().await;
     // Attributes of up to 1 MiB let the value reach the tenantId check (by default the 512 KiB
     // attributes limit refuses the request even earlier).
@@ -114,6 +117,7 @@ async fn a_900_kb_tenant_id_is_refused_fast_with_a_short_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_mounts_with_huge_identity_values_leave_nothing_cached() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = fake_with_good_identity().await;
     // Two cache slots: under the old cache, failing identities evicted the proven one.
     let (_dir, provider) = start(&fake, &["--max-cached-identities=2"]);
@@ -121,56 +125,84 @@ async fn failing_mounts_with_huge_identity_values_leave_nothing_cached() {
     good_mount(&mut driver).await.expect("first good mount");
     let tokens_before = fake.counts().entra_tokens;
 
+    // Requests and connections are made before the attacks, so they time the provider only.
+    let attributes = attributes(TENANT).to_string();
+    let mut drivers = Vec::new();
+    for _ in 0..20 {
+        drivers.push(Driver::connect(&provider.socket).await);
+    }
+    let huge: Vec<String> = (0..20)
+        .map(|i| {
+            let client = format!("c0000000-0000-4000-8000-{i:012}");
+            json!({"clientid": client, "clientsecret": "0".repeat(800_000)}).to_string()
+        })
+        .collect();
+    // Within the limit, but refused by Entra ID: authenticated, failed, and not cached.
+    let wrong: Vec<String> = (0..20)
+        .map(|i| {
+            let client = format!("d0000000-0000-4000-8000-{i:012}");
+            let secret = format!("{i:04}").repeat(4_000);
+            json!({"clientid": client, "clientsecret": secret}).to_string()
+        })
+        .collect();
+
     let (report, outcomes) = under_attack("20 failing mounts x 800 KB values", &provider, async {
-        let mounts = (0..20).map(|i| {
-            let socket = provider.socket.clone();
-            async move {
-                let mut driver = Driver::connect(&socket).await;
-                let client = format!("c0000000-0000-4000-8000-{i:012}");
-                // 800 KB in the secret value: refused by the per-value limit; or 60 KB (within
-                // it) with a secret Entra ID refuses: authenticated, failed, not cached.
-                let size = if i % 2 == 0 { 800_000 } else { 60_000 };
-                let secret = format!("{i}").repeat(size / format!("{i}").len());
-                let secrets = json!({"clientid": client, "clientsecret": secret});
-                driver
-                    .mount(&attributes(TENANT), Some(&secrets), "420")
-                    .await
-            }
-        });
+        let mounts = (huge.iter().zip(drivers.iter_mut()))
+            .map(|(secrets, driver)| driver.mount_raw(&attributes, secrets, "420"));
         futures::future::join_all(mounts).await
     })
     .await;
     report.assert_isolated(Duration::from_secs(2));
-    for (i, outcome) in outcomes.into_iter().enumerate() {
+    for outcome in outcomes {
         let status = outcome.unwrap_err();
         let message = status.message();
-        assert!(message.len() < 1024, "{} bytes", message.len());
-        if i % 2 == 0 {
-            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{message}");
-            assert!(
-                message
-                    .contains("nodePublishSecretRef secret key \"clientsecret\" is 800000 bytes"),
-                "{message}"
-            );
-        } else {
-            assert_eq!(status.code(), tonic::Code::Unauthenticated, "{message}");
-        }
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{message}");
+        assert!(
+            message.contains("nodePublishSecretRef secret key \"clientsecret\" is 800000 bytes")
+                && message.len() < 1024,
+            "{message}"
+        );
     }
+
+    let (report, outcomes) =
+        under_attack("20 mounts refused by Entra ID, 16 KB", &provider, async {
+            let mounts = (wrong.iter().zip(drivers.iter_mut()))
+                .map(|(secrets, driver)| driver.mount_raw(&attributes, secrets, "420"));
+            futures::future::join_all(mounts).await
+        })
+        .await;
+    report.assert_isolated(Duration::from_secs(2));
+    for outcome in outcomes {
+        let status = outcome.unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{}",
+            status.message()
+        );
+        assert!(
+            status.message().len() < 1024,
+            "{} bytes",
+            status.message().len()
+        );
+    }
+
     // The proven identity kept its slot: its token is reused, no new Entra ID request.
     let before_good = fake.counts().entra_tokens;
+    assert!(
+        before_good >= tokens_before + 20,
+        "the refused mounts did ask Entra ID"
+    );
     good_mount(&mut driver)
         .await
         .expect("good mount after the flood");
     assert_eq!(fake.counts().entra_tokens, before_good, "token reused");
-    assert!(
-        before_good >= tokens_before + 10,
-        "the failing mounts did ask Entra ID"
-    );
     assert_logs_bounded(&provider, '0');
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_1_mib_clientcert_is_refused_naming_clientcert() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = fake_with_good_identity().await;
     let (_dir, provider) = start(&fake, &[]);
     let clientcert = "A".repeat(1_000_000);
@@ -225,6 +257,7 @@ fn expensive_pfx(iterations: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_clientcert_build_does_not_delay_other_identities() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let fake = fake_with_good_identity().await;
     let (_dir, provider) = start(&fake, &[]);
     let mut driver = Driver::connect(&provider.socket).await;
@@ -283,6 +316,7 @@ async fn a_slow_clientcert_build_does_not_delay_other_identities() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the PKCS#12 pre-scan from iso-pkcs12"]
 async fn a_scrypt_clientcert_is_refused_without_deriving_the_key() {
+    let _one = ONE_AT_A_TIME.lock().await;
     // 185-byte-class PFX: PBES2 with scrypt N=2^17, r=8, p=16 (143 MiB, seconds to derive).
     let fake = fake_with_good_identity().await;
     let (_dir, provider) = start(&fake, &[]);
