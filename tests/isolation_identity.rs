@@ -314,6 +314,31 @@ async fn a_slow_clientcert_build_does_not_delay_other_identities() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clientcert_parse_over_the_blocking_timeout_fails_naming_clientcert() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let fake = fake_with_good_identity().await;
+    let (_dir, provider) = start(&fake, &["--blocking-timeout=5ms"]);
+    let secrets = json!({"clientid": CERT_CLIENT, "clientcert": expensive_pfx(20_000)});
+    let (report, result) = under_attack("clientcert over the blocking timeout", &provider, async {
+        let mut driver = Driver::connect(&provider.socket).await;
+        driver
+            .mount(&attributes(TENANT), Some(&secrets), "420")
+            .await
+    })
+    .await;
+    report.assert_isolated(Duration::from_secs(2));
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert!(
+        status.message().contains(
+            "service_principal_certificate: clientcert could not be parsed: parsing took longer than 5ms"
+        ),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the PKCS#12 pre-scan from iso-pkcs12"]
 async fn a_scrypt_clientcert_is_refused_without_deriving_the_key() {
     let _one = ONE_AT_A_TIME.lock().await;
