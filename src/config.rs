@@ -239,6 +239,22 @@ pub struct Flags {
     #[arg(long, default_value = "5s", value_parser = parse_go_duration)]
     pub blocking_timeout: Duration,
 
+    // --- Tenant isolation: identity inputs and the credential cache (issue #10, iso-auth) ---
+    /// Largest `attributes` JSON of a mount (SecretProviderClass parameters, pod information and
+    /// service-account tokens), in bytes; larger requests are refused before parsing.
+    #[arg(long, default_value_t = crate::request::MAX_ATTRIBUTES_BYTES)]
+    pub max_attributes_bytes: usize,
+
+    /// Largest value of one nodePublishSecretRef key (clientid, clientsecret, clientcert), in
+    /// bytes. A clientcert is refused above 64 KiB whatever this says.
+    #[arg(long, default_value_t = crate::request::MAX_SECRET_VALUE_BYTES)]
+    pub max_secret_value_bytes: usize,
+
+    /// Most proven identities (credentials with their cached tokens) kept across mounts; the
+    /// least recently used go first. Identities that never obtained a token are not kept.
+    #[arg(long, default_value_t = crate::auth::DEFAULT_MAX_IDENTITIES)]
+    pub max_cached_identities: usize,
+    // --- end of iso-auth flags ---
     /// Extra PEM CA bundle trusted for Azure endpoints, in addition to the system store.
     #[arg(long)]
     pub extra_ca_file: Option<std::path::PathBuf>,
@@ -353,6 +369,8 @@ impl Flags {
         ProviderOptions {
             request: RequestDefaults {
                 cloud_name: self.cloud_name.clone(),
+                max_attributes_bytes: self.max_attributes_bytes.max(1),
+                max_secret_value_bytes: self.max_secret_value_bytes.max(1),
             },
             content: ContentOptions {
                 construct_pem_chain: self.construct_pem_chain,
@@ -362,6 +380,7 @@ impl Flags {
             auth: crate::auth::AuthOptions {
                 token_proxy_url: Some(self.token_proxy_url.clone()).filter(|s| !s.is_empty()),
                 sni_name: Some(self.sni_name.clone()).filter(|s| !s.is_empty()),
+                max_identities: self.max_cached_identities.max(1),
                 ..defaults.auth
             },
             keyvault: KeyVaultOptions {

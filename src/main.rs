@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use akv_csi_provider::config::{self, Cli, Command, Flags};
 use akv_csi_provider::provider::Provider;
-use akv_csi_provider::request::{CloudEnvironment, RequestDefaults};
+use akv_csi_provider::request::CloudEnvironment;
 use akv_csi_provider::server::{self, Server};
 use akv_csi_provider::telemetry::{self, HealthConfig};
 use akv_csi_provider::{BUILD_VERSION, cli};
@@ -42,12 +42,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => runtime.block_on(serve(flags)),
         Some(Command::Check { files }) => {
-            let (report, ok) = cli::check(
-                files,
-                &RequestDefaults {
-                    cloud_name: flags.cloud_name.clone(),
-                },
-            );
+            let (report, ok) = cli::check(files, &flags.provider_options().request);
             print!("{report}");
             return if ok {
                 ExitCode::SUCCESS

@@ -673,6 +673,91 @@ async fn pod_identity_refused_by_nmi_fails_cleanly() {
     assert!(err.0.contains("podInfoOnMount"), "{err}");
 }
 
+#[tokio::test]
+async fn pod_identity_is_keyed_by_pod_uid() {
+    let fake = FakeAzure::start().await;
+    fake.add_pod_identity("apps", "web-0", CLIENT);
+    let ids = identities(&fake);
+    let with_uid = |uid: &str| {
+        let mut req = pod_identity("apps", "web-0");
+        req.pod.uid = Some(uid.into());
+        req
+    };
+    let old = ids.resolve(&with_uid("uid-1")).await.unwrap();
+    assert_eq!(old.key.subject, "pod:apps/web-0/uid-1");
+    token_of(&old).await.unwrap();
+    // The same pod mounting again reuses the token.
+    let again = ids.resolve(&with_uid("uid-1")).await.unwrap();
+    token_of(&again).await.unwrap();
+    assert_eq!(fake.counts().nmi, 1);
+    // A pod recreated under the same name has a new UID: it asks NMI for itself.
+    let recreated = ids.resolve(&with_uid("uid-2")).await.unwrap();
+    assert_ne!(recreated.key, old.key);
+    token_of(&recreated).await.unwrap();
+    assert_eq!(fake.counts().nmi, 2);
+    assert_eq!(ids.cached(), 2);
+    // Without a UID nothing is kept beyond the mount: every mount asks NMI.
+    for expected in [3, 4] {
+        let plain = ids.resolve(&pod_identity("apps", "web-0")).await.unwrap();
+        assert!(!plain.is_proven());
+        token_of(&plain).await.unwrap();
+        assert_eq!(fake.counts().nmi, expected);
+    }
+    assert_eq!(ids.cached(), 2);
+}
+
+#[tokio::test]
+async fn failing_identities_are_not_cached_and_evict_nothing() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    let ids = Identities::new(
+        fake.transport(),
+        AuthOptions {
+            max_identities: 1,
+            ..AuthOptions::default()
+        },
+    );
+    let good = ids.resolve(&sp(CLIENT, SECRET)).await.unwrap();
+    assert!(!good.is_proven(), "no token yet");
+    assert_eq!((ids.cached(), ids.pending()), (0, 1));
+    token_of(&good).await.unwrap();
+    assert!(good.is_proven());
+    assert_eq!((ids.cached(), ids.pending()), (1, 0));
+    for i in 0..5 {
+        let bad = ids
+            .resolve(&sp(OTHER_CLIENT, &format!("wrong-secret-{i}")))
+            .await
+            .unwrap();
+        token_of(&bad).await.unwrap_err();
+        assert!(!bad.is_proven());
+    }
+    assert_eq!((ids.cached(), ids.pending()), (1, 0));
+    let before = entra(&fake);
+    let again = ids.resolve(&sp(CLIENT, SECRET)).await.unwrap();
+    assert!(again.is_proven());
+    token_of(&again).await.unwrap();
+    assert_eq!(entra(&fake), before, "the proven identity kept its token");
+}
+
+#[tokio::test]
+async fn concurrent_mounts_of_a_new_identity_share_one_build() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret(TENANT, CLIENT, SECRET);
+    let ids = identities(&fake);
+    let request = sp(CLIENT, SECRET);
+    let all = futures::future::join_all((0..8).map(|_| ids.resolve(&request))).await;
+    let all: Vec<ResolvedIdentity> = all.into_iter().map(Result::unwrap).collect();
+    assert!(
+        all.iter()
+            .all(|r| Arc::ptr_eq(&r.credential, &all[0].credential))
+    );
+    assert_eq!(ids.pending(), 1);
+    let tokens = futures::future::join_all(all.iter().map(token_of)).await;
+    assert!(tokens.iter().all(|t| t.is_ok()));
+    assert_eq!(entra(&fake), 1);
+    assert_eq!((ids.cached(), ids.pending()), (1, 0));
+}
+
 // ---- invalidation, bounds, idle expiry ----
 
 #[tokio::test]
@@ -1019,7 +1104,10 @@ async fn two_certificates_of_one_client_never_share_an_entry() {
     let err = token_of(&b).await.unwrap_err();
     assert!(err.contains("AADSTS700027"), "{err}");
     assert_eq!(entra(&fake), 2);
-    assert_eq!(ids.cached(), 2);
+    // Only the certificate Entra ID accepted is kept; the refused one leaves when its mount ends.
+    assert_eq!(ids.cached(), 1);
+    drop(b);
+    assert_eq!(ids.pending(), 0);
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ fn spc(name: &str, parameters: &str) -> String {
 
 const GOOD: &str = r#"    keyvaultName: "kv-team-a"
     tenantID: "tid"
-    clientID: "cid"
+    clientID: "0c1d0000-0000-4000-8000-000000000001"
     objects: |
       array:
         - |
@@ -123,8 +123,12 @@ fn check_reports_each_bad_manifest_and_fails() {
 #[tokio::test]
 async fn mount_writes_files_and_modes_against_the_fake() {
     let fake = FakeAzure::start().await;
-    fake.add_client_secret("tid", "sp-client", "sp-secret-value");
-    fake.grant("kv-team-a", "sp-client");
+    fake.add_client_secret(
+        "tid",
+        "5b000000-0000-4000-8000-000000000001",
+        "sp-secret-value",
+    );
+    fake.grant("kv-team-a", "5b000000-0000-4000-8000-000000000001");
     fake.add_secret(
         "kv-team-a",
         "db-password",
@@ -137,12 +141,15 @@ async fn mount_writes_files_and_modes_against_the_fake() {
     );
     fake.add_certificate("kv-team-a", "tls", "c1", b"not-really-der", 100, true);
     let dir = tempfile::tempdir().unwrap();
-    let parameters = GOOD.replace("    clientID: \"cid\"\n", "");
+    let parameters = GOOD.replace(
+        "    clientID: \"0c1d0000-0000-4000-8000-000000000001\"\n",
+        "",
+    );
     let spc_file = write(dir.path(), "spc.yaml", &spc("sp", &parameters));
     let secrets_file = write(
         dir.path(),
         "secrets.yaml",
-        "clientid: sp-client\nclientsecret: sp-secret-value\n",
+        "clientid: 5b000000-0000-4000-8000-000000000001\nclientsecret: sp-secret-value\n",
     );
     let out_dir = dir.path().join("out");
     let redirect = format!("--test-redirect-url={}", fake.url());

@@ -18,7 +18,7 @@ use tonic::Code;
 
 const TENANT: &str = "faults-tenant";
 const VAULT: &str = "faultvault";
-const CLIENT_ID: &str = "faults-client";
+const CLIENT_ID: &str = "fa000000-0000-4000-8000-000000000001";
 const ISSUER: &str = "https://oidc.faults.test";
 const OBJECTS: usize = 3;
 

@@ -16,7 +16,7 @@ use support::provider::RunningProvider;
 
 const TENANT: &str = "logs-tenant";
 const VAULT: &str = "logvault";
-const CLIENT_ID: &str = "logs-client";
+const CLIENT_ID: &str = "10000000-0000-4000-8000-00000000000c";
 const ISSUER: &str = "https://oidc.logs.test";
 const SP_SECRET: &str = "sp-secret-Zq81xVv0";
 const SECRET_VALUE: &str = "plain-secret-value-4dd9e2";

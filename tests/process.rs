@@ -12,6 +12,9 @@ use support::driver::Driver;
 use support::fake::FakeAzure;
 use support::process::{BIN, ProviderProcess, http_get as get, under_attack};
 
+/// The service principal of these tests (client ids are GUIDs).
+const SP: &str = "5b000000-0000-4000-8000-000000000002";
+
 #[test]
 fn version_flag_prints_json() {
     let out = Command::new(BIN).arg("--version").output().expect("run");
@@ -55,8 +58,8 @@ fn bad_flags_are_startup_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_health_metrics_and_mounts_then_stops_on_sigterm() {
     let fake = FakeAzure::start().await;
-    fake.add_client_secret("tid", "sp", "sp-secret-9f1");
-    fake.grant("procvault", "sp");
+    fake.add_client_secret("tid", SP, "sp-secret-9f1");
+    fake.grant("procvault", SP);
     fake.add_secret("procvault", "s", "v3", "value", None, None, 100, true);
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("azure.sock");
@@ -80,7 +83,7 @@ async fn serves_health_metrics_and_mounts_then_stops_on_sigterm() {
         "objects": "array:\n  - |\n    objectName: s\n    objectType: secret\n",
         "csi.storage.k8s.io/pod.name": "p", "csi.storage.k8s.io/pod.namespace": "n",
     });
-    let secrets = json!({"clientid": "sp", "clientsecret": "sp-secret-9f1"});
+    let secrets = json!({"clientid": SP, "clientsecret": "sp-secret-9f1"});
     let response = driver
         .mount(&attributes, Some(&secrets), "420")
         .await
@@ -116,8 +119,8 @@ async fn serves_health_metrics_and_mounts_then_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_harness_measures_an_ordinary_mount() {
     let fake = FakeAzure::start().await;
-    fake.add_client_secret("tid", "sp", "sp-secret-9f1");
-    fake.grant("procvault", "sp");
+    fake.add_client_secret("tid", SP, "sp-secret-9f1");
+    fake.grant("procvault", SP);
     fake.add_secret("procvault", "s", "v3", "value", None, None, 100, true);
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("azure.sock");
@@ -127,7 +130,7 @@ async fn attack_harness_measures_an_ordinary_mount() {
         "objects": "array:\n  - |\n    objectName: s\n    objectType: secret\n",
         "csi.storage.k8s.io/pod.name": "p", "csi.storage.k8s.io/pod.namespace": "n",
     });
-    let secrets = json!({"clientid": "sp", "clientsecret": "sp-secret-9f1"});
+    let secrets = json!({"clientid": SP, "clientsecret": "sp-secret-9f1"});
     let (report, mounted) = under_attack("ordinary mount (harness check)", &provider, async {
         let mut driver = Driver::connect(&socket).await;
         driver.mount(&attributes, Some(&secrets), "420").await

@@ -5,9 +5,13 @@
 //! replaces). The SDK credentials cache tokens too, so the inner credential is built afresh for
 //! every acquisition from a [`CredentialFactory`]: [`CachingCredential::invalidate`] then really
 //! means "ask Entra ID again", with no hidden cache serving the rejected token.
+//!
+//! A credential knows whether it was ever *proven* (a token was acquired or seeded); the first
+//! proof runs a hook once, which is how the identity cache admits an entry only after a success.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -17,6 +21,9 @@ use super::AuthError;
 use super::errors::{describe_token_error, to_core_error};
 use crate::sensitive::Sensitive;
 use crate::telemetry;
+
+/// Runs once, on the first token a credential obtains.
+pub(crate) type ProofHook = Box<dyn FnOnce() + Send>;
 
 /// Builds the credential that performs one real acquisition.
 pub(crate) type CredentialFactory =
@@ -93,6 +100,9 @@ pub(crate) struct CachingCredential {
     /// Strings scrubbed from error messages (the secrets this identity holds).
     sensitive: Vec<Sensitive>,
     slots: Mutex<HashMap<Vec<String>, Arc<Slot>>>,
+    /// Set once a token was obtained; the hook is taken (and run) under the same lock.
+    proven: AtomicBool,
+    on_proof: Mutex<Option<ProofHook>>,
 }
 
 impl fmt::Debug for CachingCredential {
@@ -114,6 +124,37 @@ impl CachingCredential {
             factory,
             sensitive,
             slots: Mutex::new(HashMap::new()),
+            proven: AtomicBool::new(false),
+            on_proof: Mutex::new(None),
+        }
+    }
+
+    /// Whether a token was ever obtained with this credential.
+    pub(crate) fn is_proven(&self) -> bool {
+        self.proven.load(Ordering::Acquire)
+    }
+
+    /// Runs `hook` on the first token obtained, or now if one already was. A second hook
+    /// replaces a first one that has not run yet.
+    pub(crate) fn on_first_token(&self, hook: ProofHook) {
+        let mut slot = self.on_proof.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.is_proven() {
+            drop(slot);
+            hook();
+        } else {
+            *slot = Some(hook);
+        }
+    }
+
+    /// Records a token obtained; runs the proof hook the first time (outside every lock).
+    fn mark_proven(&self) {
+        let hook = {
+            let mut slot = self.on_proof.lock().unwrap_or_else(PoisonError::into_inner);
+            self.proven.store(true, Ordering::Release);
+            slot.take()
+        };
+        if let Some(hook) = hook {
+            hook();
         }
     }
 
@@ -137,6 +178,8 @@ impl CachingCredential {
         {
             *cached = Some(Cached { token, acquired });
         }
+        drop(cached);
+        self.mark_proven();
     }
 
     fn slot(&self, scopes: &[&str]) -> Arc<Slot> {
@@ -210,6 +253,7 @@ impl TokenCredential for CachingCredential {
             Ok(cached) => {
                 slot.put(Some(cached.clone()));
                 slot.record(None);
+                self.mark_proven();
                 Ok(cached.token)
             }
             Err(error) => {
@@ -353,6 +397,43 @@ mod tests {
             "old"
         );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_proof_hook_runs_once_on_the_first_token_only() {
+        let (cred, _) = caching(3600, true);
+        let runs = Arc::new(AtomicU32::new(0));
+        let hook = |runs: &Arc<AtomicU32>| -> ProofHook {
+            let runs = runs.clone();
+            Box::new(move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        cred.on_first_token(hook(&runs));
+        assert!(cred.get_token(SCOPES, None).await.is_err());
+        assert!(!cred.is_proven());
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "a failure proves nothing");
+        let now = OffsetDateTime::now_utc();
+        cred.seed(
+            SCOPES,
+            AccessToken::new(Secret::new("t"), now + Duration::hours(1)),
+            now,
+        );
+        assert!(cred.is_proven());
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        cred.seed(
+            SCOPES,
+            AccessToken::new(Secret::new("u"), now + Duration::hours(2)),
+            now,
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // A hook set after the proof runs at once.
+        cred.on_first_token(hook(&runs));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        let (ok, _) = caching(3600, false);
+        ok.on_first_token(hook(&runs));
+        ok.get_token(SCOPES, None).await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -24,6 +24,10 @@ use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
 use crate::content;
 use crate::sensitive::Sensitive;
 
+/// Largest `clientcert` accepted (a PEM key and chain or a PFX is a few KiB); checked before
+/// any decoding. The request parser applies the same bound to every nodePublishSecretRef value.
+pub const MAX_CLIENTCERT_BYTES: usize = 64 * 1024;
+
 /// Lifetime of one assertion; a new one is signed for every token request.
 const ASSERTION_LIFETIME_SECS: i64 = 600;
 const EC_PUBLIC_KEY_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -57,6 +61,12 @@ impl ClientCertificate {
     /// the empty password. The error is a problem description meant to follow `clientcert `.
     pub(crate) fn parse(clientcert: &Sensitive) -> Result<Self, String> {
         let text = clientcert.expose().trim();
+        if text.len() > MAX_CLIENTCERT_BYTES {
+            return Err(format!(
+                "is {} bytes, more than the limit of {MAX_CLIENTCERT_BYTES}",
+                text.len()
+            ));
+        }
         let (keys, certs) = if text.contains("-----BEGIN") {
             pem_material(text)?
         } else {

@@ -4,6 +4,8 @@
 //! is one, fits on one line, and has every sensitive string we hold (client secret, presented
 //! service-account token) and anything shaped like a JWT replaced by `<redacted>` before it is
 //! built, so SDK or service text can never carry secret material into a log or a gRPC status.
+//! Service text (Entra ID's description, an SDK error chain) is scrubbed first and then cut by the
+//! crate's one truncation rule, [`crate::text::echo`].
 
 use std::error::Error as StdError;
 
@@ -11,10 +13,9 @@ use azure_core::error::ErrorKind;
 
 use super::AuthError;
 use crate::sensitive::Sensitive;
+use crate::text::echo;
 
 const REDACTED: &str = "<redacted>";
-/// Longest free-text part (service description) kept in a message.
-const MAX_DETAIL: usize = 200;
 
 /// A failure with a fixed, non-sensitive description.
 pub(crate) fn auth_error(mode: &str, problem: impl std::fmt::Display) -> AuthError {
@@ -46,13 +47,13 @@ pub(crate) fn describe_token_error(
                 text.push_str(&format!(", {code}"));
             }
             if !description.is_empty() {
-                text.push_str(&format!(": {description}"));
+                text.push_str(&format!(": {}", echo(&scrub(&description, sensitive))));
             }
             text
         }
-        None => format!("token request failed: {}", chain_summary(error)),
+        None => format!("token request failed: {}", chain_summary(error, sensitive)),
     };
-    auth_error(mode, truncate(&scrub(&detail, sensitive), MAX_DETAIL + 80))
+    auth_error(mode, scrub(&detail, sensitive))
 }
 
 /// Replaces every sensitive string and every JWT-looking run in `text`.
@@ -111,8 +112,10 @@ fn http_failure(error: &azure_core::Error) -> Option<(u16, Option<String>, Strin
     found
 }
 
-/// First line of the outermost message plus the root cause when it adds something.
-fn chain_summary(error: &azure_core::Error) -> String {
+/// First line of the outermost message plus the root cause when it adds something, each
+/// scrubbed and cut by [`echo`].
+fn chain_summary(error: &azure_core::Error, sensitive: &[&Sensitive]) -> String {
+    let cut = |text: &str| echo(&scrub(text, sensitive)).into_owned();
     let top = first_line(&error.to_string());
     let mut root = None;
     let mut current = error.source();
@@ -122,9 +125,9 @@ fn chain_summary(error: &azure_core::Error) -> String {
     }
     match root {
         Some(root) if !root.is_empty() && !top.contains(&root) => {
-            format!("{}: {root}", top.trim_end_matches('.'))
+            format!("{}: {}", cut(top.trim_end_matches('.')), cut(&root))
         }
-        _ => top,
+        _ => cut(&top),
     }
 }
 
@@ -166,15 +169,6 @@ fn first_line(text: &str) -> String {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(max).collect();
-    cut.push('…');
-    cut
 }
 
 /// Redacts runs that start like a JWT header (`eyJ`) and continue in the JWT alphabet.
@@ -272,6 +266,21 @@ mod tests {
             msg,
             "vm_managed_identity: token request failed: X authentication failed: connection refused"
         );
+    }
+
+    #[test]
+    fn long_service_text_is_cut_by_the_shared_rule_after_scrubbing() {
+        let secret = Sensitive::new("hunter2-secret");
+        let long = format!("{}hunter2-secret{}", "d".repeat(60), "x".repeat(900_000));
+        let err = entra_error(StatusCode::BadRequest, "1", &long);
+        let msg = describe_token_error("service_principal", &err, &[&secret]).0;
+        assert!(msg.len() < 300, "{}", msg.len());
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(msg.contains("bytes)"), "{msg}");
+        let root = azure_core::Error::with_message(ErrorKind::Io, "r".repeat(100_000));
+        let err = azure_core::Error::with_error(ErrorKind::Credential, root, "t".repeat(100_000));
+        let msg = describe_token_error("vm_managed_identity", &err, &[]).0;
+        assert!(msg.len() < 400, "{}", msg.len());
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub(crate) fn digest(value: &str) -> TokenDigest {
     Sha256::digest(value.as_bytes()).into()
 }
 
+/// Longest `sub` claim accepted: `system:serviceaccount:` plus a namespace (≤ 63) and a
+/// service-account name (≤ 253) fit well within it; the subject becomes part of a cache key.
+pub(crate) const MAX_SUBJECT_BYTES: usize = 512;
+
 /// The claims of a presented service-account token the provider relies on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ServiceAccountClaims {
@@ -51,6 +55,12 @@ pub(crate) fn inspect_service_account_token(
         .filter(|s| !s.is_empty())
         .ok_or("the service account token has no sub claim")?
         .to_string();
+    if subject.len() > MAX_SUBJECT_BYTES {
+        return Err(format!(
+            "the service account token's sub claim is {} bytes, more than the limit of {MAX_SUBJECT_BYTES} (system:serviceaccount:<namespace>:<name>)",
+            subject.len()
+        ));
+    }
     let expires_at = claims
         .get("exp")
         .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
@@ -80,9 +90,13 @@ pub(crate) fn credential_subject(client_id: &str, secret: &Sensitive) -> String 
     format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
-/// `pod:<namespace>/<name>`.
-pub(crate) fn pod_subject(namespace: &str, name: &str) -> String {
-    format!("pod:{namespace}/{name}")
+/// `pod:<namespace>/<name>/<uid>`, or `pod:<namespace>/<name>` when the driver sent no UID: a
+/// pod recreated under the same name has a new UID, so it never inherits the old pod's token.
+pub(crate) fn pod_subject(namespace: &str, name: &str, uid: Option<&str>) -> String {
+    match uid {
+        Some(uid) => format!("pod:{namespace}/{name}/{uid}"),
+        None => format!("pod:{namespace}/{name}"),
+    }
 }
 
 /// Cloud part of a key: the name plus the endpoints that decide where tokens come from and for

@@ -1,5 +1,5 @@
 //! The node's managed identity through IMDS (`useVMManagedIdentity`), system-assigned or
-//! user-assigned by client id.
+//! user-assigned by client id or ARM resource ID.
 //!
 //! The SDK hard-codes IMDS at `169.254.169.254` and its own retry policy (up to 72 s for 5xx, 404,
 //! 410, 429 and connection errors), which would outlast the driver's mount deadline. The request
@@ -27,9 +27,15 @@ pub(crate) fn managed_identity_factory(
         }))),
         ..transport.client_options()
     };
-    let user_assigned_id = user_assigned_id
-        .filter(|id| !id.is_empty())
-        .map(|id| UserAssignedId::ClientId(id.to_string()));
+    // The request parser admits a GUID client id or an ARM resource ID; the latter is sent to
+    // IMDS as `msi_res_id` instead of being passed off as a client id.
+    let user_assigned_id =
+        user_assigned_id
+            .filter(|id| !id.is_empty())
+            .map(|id| match id.starts_with('/') {
+                true => UserAssignedId::ResourceId(id.to_string()),
+                false => UserAssignedId::ClientId(id.to_string()),
+            });
     Arc::new(move || {
         let options = ManagedIdentityCredentialOptions {
             user_assigned_id: user_assigned_id.clone(),

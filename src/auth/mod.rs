@@ -3,9 +3,18 @@
 //! Credentials (and the access tokens they cache) live across mounts in a bounded cache keyed by an
 //! [`IdentityKey`] that names the workload whose identity was proven: cloud, tenant, mode and client
 //! id, plus the service account from the presented token's `sub` (workload identity, identity
-//! binding), the pod (pod identity) or a digest of the credential (service principals). No mount
-//! can obtain a token cached for another workload: for workload identity a mount must also present
-//! a token Entra ID has accepted for the entry (see [`workload`]), since claims are not verified here.
+//! binding), the pod and its UID (pod identity) or a digest of the credential (service principals).
+//! No mount can obtain a token cached for another workload: for workload identity a mount must also
+//! present a token Entra ID has accepted for the entry (see [`workload`]), since claims are not
+//! verified here.
+//!
+//! Tenant isolation: a credential is built (a `clientcert` parsed on the bounded blocking pool,
+//! see [`crate::blocking`]) without holding the cache lock, in a per-identity once-cell, so one
+//! identity's slow build never delays another's while concurrent mounts of the same identity share
+//! one build. A built credential is *pending* (held only by the mounts using it) until it obtains
+//! its first token; only then is it admitted to the bounded cache. Failing mounts therefore leave
+//! nothing cached and cannot evict proven identities. [`ResolvedIdentity::is_proven`] tells other
+//! caches (Key Vault clients) the same.
 //!
 //! Modes: workload identity and service principal with a secret or a client certificate (Entra
 //! ID; certificate assertions are signed here, without OpenSSL), VM managed identity (IMDS), pod
@@ -14,7 +23,9 @@
 //! [`Transport`]'s client options with the cloud's authority host, and wrapped in a
 //! [`cache::CachingCredential`].
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::TokenCredential;
@@ -23,6 +34,7 @@ use azure_core::time::OffsetDateTime;
 
 use crate::request::{CloudEnvironment, IdentityRequest, MountRequest};
 use crate::sensitive::Sensitive;
+use crate::text::echo;
 use crate::transport::Transport;
 
 mod cache;
@@ -34,6 +46,8 @@ mod pod_identity;
 mod service_principal;
 mod store;
 mod workload;
+
+pub use certificate::MAX_CLIENTCERT_BYTES;
 
 use cache::{CachingCredential, CredentialFactory};
 use errors::{auth_error, scrub};
@@ -49,21 +63,28 @@ pub struct IdentityKey {
     /// [`crate::request::IdentityRequest::mode_name`].
     pub mode: &'static str,
     pub client_id: String,
-    /// Who proved the identity: `system:serviceaccount:<ns>:<name>`, `pod:<ns>/<name>`,
+    /// Who proved the identity: `system:serviceaccount:<ns>:<name>`, `pod:<ns>/<name>/<uid>`,
     /// `sha256:<hex>` of a service-principal credential, or empty for node identities.
     pub subject: String,
 }
 
-/// `<mode> client=<id> tenant=<id> subject=<subject>`, for logs (the subject is never a secret).
+/// `<mode> client=<id> tenant=<id> subject=<subject>`, for logs (the subject is never a secret;
+/// every part is cut by [`crate::text::echo`]).
 impl std::fmt::Display for IdentityKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "{} client={} tenant={} subject={}",
-            self.mode, self.client_id, self.tenant_id, self.subject
+            self.mode,
+            echo(&self.client_id),
+            echo(&self.tenant_id),
+            echo(&self.subject)
         )
     }
 }
+
+/// Default of `--max-cached-identities`.
+pub const DEFAULT_MAX_IDENTITIES: usize = 1024;
 
 /// Options from flags.
 #[derive(Clone, Debug)]
@@ -72,7 +93,7 @@ pub struct AuthOptions {
     pub token_proxy_url: Option<String>,
     /// `--sni-name` (identity binding).
     pub sni_name: Option<String>,
-    /// Most cached identities; least recently used go first.
+    /// Most cached (proven) identities; least recently used go first.
     pub max_identities: usize,
     /// Identities unused this long are dropped.
     pub idle_ttl: std::time::Duration,
@@ -83,7 +104,7 @@ impl Default for AuthOptions {
         Self {
             token_proxy_url: None,
             sni_name: None,
-            max_identities: 1024,
+            max_identities: DEFAULT_MAX_IDENTITIES,
             idle_ttl: std::time::Duration::from_secs(3600),
         }
     }
@@ -98,6 +119,22 @@ pub struct ResolvedIdentity {
     pub key: IdentityKey,
     pub credential: Arc<dyn TokenCredential>,
     invalidator: Option<Invalidator>,
+    standing: Standing,
+}
+
+/// Whether a resolved identity may be kept by caches that outlive the mount.
+#[derive(Clone)]
+enum Standing {
+    /// Built outside [`Identities`] (tests, tools): the caller vouches for it.
+    External,
+    /// From [`Identities`]: proven once its credential obtained a token. Holds the identity's
+    /// build (shared with concurrent mounts) for as long as the mount uses it.
+    Cached {
+        credential: Arc<CachingCredential>,
+        _build: Option<Arc<Build>>,
+    },
+    /// Never cached (pod identity without a pod UID).
+    Uncached,
 }
 
 impl std::fmt::Debug for ResolvedIdentity {
@@ -109,14 +146,17 @@ impl std::fmt::Debug for ResolvedIdentity {
 }
 
 impl ResolvedIdentity {
+    /// An identity built by the caller (not by [`Identities`]); it counts as proven.
     pub fn new(key: IdentityKey, credential: Arc<dyn TokenCredential>) -> Self {
         Self {
             key,
             credential,
             invalidator: None,
+            standing: Standing::External,
         }
     }
 
+    /// Adds what [`Self::invalidate_token`] calls.
     pub fn with_invalidator(mut self, invalidator: Invalidator) -> Self {
         self.invalidator = Some(invalidator);
         self
@@ -127,6 +167,17 @@ impl ResolvedIdentity {
     pub fn invalidate_token(&self) {
         if let Some(invalidate) = &self.invalidator {
             invalidate();
+        }
+    }
+
+    /// Whether caches that outlive the mount (Key Vault clients) may keep this identity: it has
+    /// obtained a token at least once. An identity that never did (wrong secret, unknown tenant)
+    /// must not occupy, or evict, cache slots.
+    pub fn is_proven(&self) -> bool {
+        match &self.standing {
+            Standing::External => true,
+            Standing::Cached { credential, .. } => credential.is_proven(),
+            Standing::Uncached => false,
         }
     }
 }
@@ -140,7 +191,22 @@ pub struct AuthError(pub String);
 pub struct Identities {
     transport: Transport,
     options: AuthOptions,
-    entries: Mutex<LruStore<IdentityKey, Entry>>,
+    store: Arc<Mutex<Store>>,
+}
+
+/// Proven entries, and the builds of identities not proven yet.
+struct Store {
+    admitted: LruStore<IdentityKey, Entry>,
+    /// One build per identity while any mount holds it; dead references are pruned on insert.
+    pending: HashMap<IdentityKey, Weak<Build>>,
+}
+
+/// One identity's credential build: run once, outside the cache lock, shared by the mounts that
+/// ask for the identity while it runs or before it is proven. A failed build is shared by the
+/// mounts waiting for it; the next mount after them builds again.
+#[derive(Default)]
+struct Build {
+    outcome: tokio::sync::OnceCell<Result<Entry, AuthError>>,
 }
 
 /// A cached identity: its caching credential, plus the accepted-token record for workload identity.
@@ -161,22 +227,35 @@ impl std::fmt::Debug for Identities {
 
 impl Identities {
     pub fn new(transport: Transport, options: AuthOptions) -> Self {
-        let entries = Mutex::new(LruStore::new(options.max_identities, options.idle_ttl));
+        let store = Store {
+            admitted: LruStore::new(options.max_identities, options.idle_ttl),
+            pending: HashMap::new(),
+        };
         Self {
             transport,
             options,
-            entries,
+            store: Arc::new(Mutex::new(store)),
         }
     }
 
-    /// Number of identities cached now (idle ones already dropped).
+    /// Number of (proven) identities cached now (idle ones already dropped).
     pub fn cached(&self) -> usize {
-        self.store().len()
+        self.store().admitted.len()
+    }
+
+    /// Number of identities built or being built and not proven yet, still held by a mount.
+    pub fn pending(&self) -> usize {
+        self.store()
+            .pending
+            .values()
+            .filter(|b| b.strong_count() > 0)
+            .count()
     }
 
     /// The credential for this mount's identity, reused when the same workload mounts again.
-    /// Async because a presented service-account token not yet accepted by Entra ID is exchanged
-    /// (proven) before this mount may share the identity's cached access token.
+    /// Async because a `clientcert` is parsed on the blocking pool, and a presented
+    /// service-account token not yet accepted by Entra ID is exchanged (proven) before this mount
+    /// may share the identity's cached access token.
     pub async fn resolve(&self, request: &MountRequest) -> Result<ResolvedIdentity, AuthError> {
         let mode = request.identity.mode_name();
         let client_options = entra_client_options(&self.transport, &request.cloud);
@@ -203,7 +282,8 @@ impl Identities {
                     client_id,
                     client_secret,
                 );
-                self.plain(key, || Ok(factory), vec![client_secret.clone()])
+                self.plain(key, async { Ok(factory) }, vec![client_secret.clone()])
+                    .await
             }
             IdentityRequest::VmManagedIdentity {
                 user_assigned_identity_id,
@@ -211,7 +291,7 @@ impl Identities {
                 let id = user_assigned_identity_id.as_deref();
                 let key = identity_key(request, id.unwrap_or_default(), String::new());
                 let factory = managed::managed_identity_factory(&self.transport, id);
-                self.plain(key, || Ok(factory), vec![])
+                self.plain(key, async { Ok(factory) }, vec![]).await
             }
             IdentityRequest::PodIdentity => {
                 let pod = &request.pod;
@@ -221,11 +301,26 @@ impl Identities {
                         "pod information is not available; deploy a CSIDriver object to set podInfoOnMount: true",
                     ));
                 }
-                let key = identity_key(request, "", key::pod_subject(&pod.namespace, &pod.name));
+                let uid = pod.uid.as_deref().filter(|u| !u.is_empty());
+                let key = identity_key(
+                    request,
+                    "",
+                    key::pod_subject(&pod.namespace, &pod.name, uid),
+                );
                 let resource = request.cloud.key_vault_resource();
                 let factory =
                     pod_identity::nmi_factory(&self.transport, &pod.namespace, &pod.name, resource);
-                self.plain(key, || Ok(factory), vec![])
+                if uid.is_none() {
+                    // Without the UID a recreated pod of the same name cannot be told apart:
+                    // its NMI token is not kept beyond this mount.
+                    let credential = Arc::new(validated(mode, factory, vec![])?);
+                    let entry = Entry {
+                        credential,
+                        workload: None,
+                    };
+                    return Ok(resolved(key, &entry, Standing::Uncached));
+                }
+                self.plain(key, async { Ok(factory) }, vec![]).await
             }
             IdentityRequest::ServicePrincipalCertificate {
                 client_id,
@@ -236,13 +331,15 @@ impl Identities {
                     client_id,
                     key::credential_subject(client_id, certificate),
                 );
-                // Parsed (and the key checked) only when the identity is not cached yet.
-                let build = || {
-                    let parsed = service_principal::parse_certificate(certificate)?;
+                // Parsed (and the key checked) only when the identity is not cached yet, on the
+                // bounded blocking pool: a PFX's key derivation or a large PEM never runs on the
+                // runtime, nor under a lock other identities need.
+                let build = async {
                     let audience = service_principal::token_endpoint(
                         &request.cloud.active_directory_endpoint,
                         &request.tenant_id,
                     )?;
+                    let parsed = service_principal::parse_certificate_blocking(certificate).await?;
                     Ok(service_principal::client_certificate_factory(
                         client_options,
                         &request.tenant_id,
@@ -251,7 +348,7 @@ impl Identities {
                         parsed,
                     ))
                 };
-                self.plain(key, build, vec![certificate.clone()])
+                self.plain(key, build, vec![certificate.clone()]).await
             }
             IdentityRequest::AzureTokenProxy {
                 client_id,
@@ -264,42 +361,75 @@ impl Identities {
         }
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, LruStore<IdentityKey, Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        lock(&self.store)
     }
 
-    /// The cached entry for `key`, or a new one from `build`.
-    fn entry(
-        &self,
-        key: &IdentityKey,
-        build: impl FnOnce() -> Result<Entry, AuthError>,
-    ) -> Result<Entry, AuthError> {
-        let mut store = self.store();
-        if let Some(entry) = store.get(key) {
-            return Ok(entry);
-        }
-        let entry = build()?;
-        store.insert(key.clone(), entry.clone());
-        tracing::debug!(identity = %key, "identity cached");
-        Ok(entry)
+    /// The admitted entry for `key`, or the outcome of its (shared) build. The cache lock is held
+    /// only to look up or register the build, never while it runs.
+    async fn entry<F>(&self, key: &IdentityKey, build: F) -> Result<(Entry, Standing), AuthError>
+    where
+        F: Future<Output = Result<Entry, AuthError>>,
+    {
+        let flight = {
+            let mut store = self.store();
+            if let Some(entry) = store.admitted.get(key) {
+                let standing = Standing::Cached {
+                    credential: entry.credential.clone(),
+                    _build: None,
+                };
+                return Ok((entry, standing));
+            }
+            match store.pending.get(key).and_then(Weak::upgrade) {
+                Some(flight) => flight,
+                None => {
+                    let flight = Arc::new(Build::default());
+                    store.pending.retain(|_, b| b.strong_count() > 0);
+                    store.pending.insert(key.clone(), Arc::downgrade(&flight));
+                    flight
+                }
+            }
+        };
+        let outcome = flight
+            .outcome
+            .get_or_init(|| async {
+                let result = build.await;
+                if let Ok(entry) = &result {
+                    entry
+                        .credential
+                        .on_first_token(admission(&self.store, key, entry));
+                }
+                result
+            })
+            .await
+            .clone();
+        let entry = outcome?;
+        let standing = Standing::Cached {
+            credential: entry.credential.clone(),
+            _build: Some(flight),
+        };
+        Ok((entry, standing))
     }
 
     /// Modes whose key alone proves the identity (the secret is in it, or the node vouches).
-    /// `factory` runs only when the identity is not cached yet.
-    fn plain(
+    /// `factory` runs only when the identity is neither cached nor being built.
+    async fn plain(
         &self,
         key: IdentityKey,
-        factory: impl FnOnce() -> Result<CredentialFactory, AuthError>,
+        factory: impl Future<Output = Result<CredentialFactory, AuthError>>,
         sensitive: Vec<Sensitive>,
     ) -> Result<ResolvedIdentity, AuthError> {
-        let entry = self.entry(&key, || {
-            let credential = validated(key.mode, factory()?, sensitive)?;
-            Ok(Entry {
-                credential: Arc::new(credential),
-                workload: None,
+        let mode = key.mode;
+        let (entry, standing) = self
+            .entry(&key, async move {
+                let credential = validated(mode, factory.await?, sensitive)?;
+                Ok(Entry {
+                    credential: Arc::new(credential),
+                    workload: None,
+                })
             })
-        })?;
-        Ok(resolved(key, &entry))
+            .await?;
+        Ok(resolved(key, &entry, standing))
     }
 
     async fn resolve_workload(
@@ -319,7 +449,7 @@ impl Identities {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let claims = workload::check_presented_token(token, &request.pod, now)?;
         let key = identity_key(request, client_id, claims.subject.clone());
-        let entry = self.entry(&key, || {
+        let build = async {
             let state = Arc::new(WorkloadState::default());
             let factory = workload::entry_factory(
                 client_options.clone(),
@@ -333,7 +463,8 @@ impl Identities {
                 credential: Arc::new(credential),
                 workload: Some(state),
             })
-        })?;
+        };
+        let (entry, standing) = self.entry(&key, build).await?;
         let state = entry
             .workload
             .clone()
@@ -347,15 +478,51 @@ impl Identities {
             scope: workload::proving_scope(&request.cloud),
         };
         if let Err(error) = workload::prove(&state, &entry.credential, &presented, now).await {
-            // An identity no token was ever accepted for is not worth a cache slot.
+            // An identity no token is accepted for any more is not worth a cache slot.
             if state.is_unproven(now) {
                 self.store()
+                    .admitted
                     .remove_if(&key, |e| Arc::ptr_eq(&e.credential, &entry.credential));
             }
             return Err(error);
         }
-        Ok(resolved(key, &entry))
+        Ok(resolved(key, &entry, standing))
     }
+}
+
+fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The hook that admits a built entry to the cache on its first token. Holds the store and the
+/// entry weakly: an entry nobody uses any more is not kept alive by its own hook.
+fn admission(store: &Arc<Mutex<Store>>, key: &IdentityKey, entry: &Entry) -> cache::ProofHook {
+    let store = Arc::downgrade(store);
+    let key = key.clone();
+    let credential = Arc::downgrade(&entry.credential);
+    let workload = entry.workload.as_ref().map(Arc::downgrade);
+    Box::new(move || {
+        let (Some(store), Some(credential)) = (store.upgrade(), credential.upgrade()) else {
+            return;
+        };
+        let workload = match workload {
+            Some(weak) => match weak.upgrade() {
+                Some(state) => Some(state),
+                None => return,
+            },
+            None => None,
+        };
+        let mut store = lock(&store);
+        store.admitted.insert(
+            key.clone(),
+            Entry {
+                credential,
+                workload,
+            },
+        );
+        store.pending.remove(&key);
+        tracing::debug!(identity = %key, "identity proven and cached");
+    })
 }
 
 /// SDK client options for Entra ID: our transport, no SDK retries, the cloud's authority host.
@@ -379,17 +546,22 @@ fn validated(
         let first = e.to_string().lines().next().unwrap_or_default().to_string();
         return Err(auth_error(
             mode,
-            format!("invalid identity parameters: {}", scrub(&first, &held)),
+            format!(
+                "invalid identity parameters: {}",
+                echo(&scrub(&first, &held))
+            ),
         ));
     }
     Ok(CachingCredential::new(mode, factory, sensitive))
 }
 
-fn resolved(key: IdentityKey, entry: &Entry) -> ResolvedIdentity {
+fn resolved(key: IdentityKey, entry: &Entry, standing: Standing) -> ResolvedIdentity {
     let credential = entry.credential.clone();
     let invalidate = credential.clone();
-    ResolvedIdentity::new(key, credential)
-        .with_invalidator(Arc::new(move || invalidate.invalidate()))
+    let mut resolved = ResolvedIdentity::new(key, credential)
+        .with_invalidator(Arc::new(move || invalidate.invalidate()));
+    resolved.standing = standing;
+    resolved
 }
 
 /// Identity binding needs the AKS token proxy (custom SNI and CA), which azure_identity offers only

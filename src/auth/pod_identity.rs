@@ -66,7 +66,10 @@ impl NmiCredential {
             Url::parse(&format!("{NMI_TOKEN_URL}?resource={}", self.resource)).map_err(|e| {
                 auth_error(
                     MODE,
-                    format!("invalid NMI URL for resource {}: {e}", self.resource),
+                    format!(
+                        "invalid NMI URL for resource {}: {e}",
+                        crate::text::echo(&self.resource)
+                    ),
                 )
             })?;
         let mut request = Request::new(url, Method::Get);

@@ -48,6 +48,22 @@ pub(crate) fn parse_certificate(clientcert: &Sensitive) -> Result<ClientCertific
         .map_err(|problem| auth_error(CERTIFICATE_MODE, format!("clientcert {problem}")))
 }
 
+/// [`parse_certificate`] on the bounded blocking pool ([`crate::blocking`]): base64, the PFX
+/// opening (key derivation included), PEM and RSA key parsing never run on the async runtime.
+/// A parse that overruns the pool's timeout fails the mount with an error naming `clientcert`.
+pub(crate) async fn parse_certificate_blocking(
+    clientcert: &Sensitive,
+) -> Result<ClientCertificate, AuthError> {
+    let clientcert = clientcert.clone();
+    match crate::blocking::run(move || parse_certificate(&clientcert)).await {
+        Ok(parsed) => parsed,
+        Err(e) => Err(auth_error(
+            CERTIFICATE_MODE,
+            format!("clientcert could not be parsed: parsing {e}"),
+        )),
+    }
+}
+
 /// The token endpoint, which is also the assertion's audience: the authority host with the
 /// absolute path `/{tenant}/oauth2/v2.0/token`, exactly as azure_identity builds its request URL.
 pub(crate) fn token_endpoint(authority_host: &str, tenant_id: &str) -> Result<String, AuthError> {
@@ -57,7 +73,10 @@ pub(crate) fn token_endpoint(authority_host: &str, tenant_id: &str) -> Result<St
         .map_err(|e| {
             auth_error(
                 CERTIFICATE_MODE,
-                format!("invalid activeDirectoryEndpoint {authority_host:?}: {e}"),
+                format!(
+                    "invalid activeDirectoryEndpoint {:?}: {e}",
+                    crate::text::echo(authority_host)
+                ),
             )
         })
 }

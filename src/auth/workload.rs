@@ -124,7 +124,7 @@ impl ClientAssertion for Assertion {
                 .ok_or_else(|| {
                     to_core_error(auth_error(
                         MODE,
-                        format!("every service account token presented for {subject} has expired; the next mount presents a fresh one"),
+                        format!("every service account token presented for {} has expired; the next mount presents a fresh one", crate::text::echo(subject)),
                     ))
                 }),
         }
@@ -154,7 +154,7 @@ pub(crate) fn check_presented_token(
             MODE,
             format!(
                 "the service account token for {} expired at {when}",
-                claims.subject
+                crate::text::echo(&claims.subject)
             ),
         ));
     }
@@ -168,8 +168,9 @@ pub(crate) fn check_presented_token(
             return Err(auth_error(
                 MODE,
                 format!(
-                    "the service account token is for {} but the pod runs as {expected}",
-                    claims.subject
+                    "the service account token is for {} but the pod runs as {}",
+                    crate::text::echo(&claims.subject),
+                    crate::text::echo(&expected)
                 ),
             ));
         }

@@ -126,6 +126,16 @@ impl VaultClients {
         vault_url: &str,
     ) -> Result<Arc<VaultClient>, KvError> {
         let (url, host) = normalize(vault_url)?;
+        if !identity.is_proven() {
+            // Not cached until the identity has obtained a token: failing mounts must neither
+            // keep their credentials alive here nor evict other identities' clients.
+            return Ok(Arc::new(VaultClient::new(
+                identity,
+                &url,
+                host,
+                self.shared.clone(),
+            )?));
+        }
         let key = (identity.key.clone(), url);
         // A panic while holding the lock cannot leave the map inconsistent; keep using it.
         let mut lru = self

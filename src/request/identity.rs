@@ -6,12 +6,21 @@
 //! service-account token mandatory in every mode but identity binding (which needs its own).
 //! Tokens and client secrets are wrapped in [`Sensitive`] at once; no error built here ever
 //! contains one.
+//!
+//! Identity values are checked for shape before anything is built or cached (tenant isolation:
+//! an identity value is also part of a cache key and of log lines): `tenantID` is a GUID or a DNS
+//! name of at most 253 characters (`adfs` for Azure Stack Hub with AD FS is one); `clientID` and
+//! the secret's `clientid` are GUIDs, as Entra ID issues them (AD FS, tenant `adfs`, also lets
+//! administrators choose free-form client identifiers, so there any 1–256 visible ASCII
+//! characters pass); `userAssignedIdentityID` is the GUID client id of a user-assigned identity
+//! or its ARM resource ID (at most 512 characters). Values are echoed only through
+//! [`crate::text::echo`].
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{IdentityRequest, RequestError, json_error};
+use super::{IdentityRequest, RequestError, json_error, short};
 use crate::sensitive::Sensitive;
 
 /// Attribute (and, with `serviceAccountTokenInSecrets`, secret key) holding the pod's tokens.
@@ -49,6 +58,100 @@ pub(super) struct IdentityInput<'a> {
     /// `serviceAccount.tokens` from attributes, else from secrets; trimmed, may be empty.
     pub tokens: &'a str,
     pub secrets: Option<&'a BTreeMap<String, String>>,
+    /// The tenant is AD FS (`adfs`): client identifiers need not be GUIDs.
+    pub adfs: bool,
+}
+
+/// Longest DNS name (RFC 1035) accepted as a tenant.
+pub const MAX_TENANT_DNS_NAME: usize = 253;
+/// Longest ARM resource ID accepted as `userAssignedIdentityID`.
+pub const MAX_ARM_ID: usize = 512;
+/// Longest AD FS client identifier accepted.
+const MAX_ADFS_CLIENT_ID: usize = 256;
+
+/// `8-4-4-4-12` hexadecimal digits.
+pub fn is_guid(value: &str) -> bool {
+    let groups: Vec<&str> = value.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A DNS name: dot-separated labels of 1–63 letters, digits and inner hyphens, at most 253 in all.
+fn is_dns_name(value: &str) -> bool {
+    let value = value.strip_suffix('.').unwrap_or(value);
+    !value.is_empty()
+        && value.len() <= MAX_TENANT_DNS_NAME
+        && value.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// `tenantID` / `tenantId`: a GUID, or a DNS name (a verified domain, or `adfs`).
+pub(super) fn check_tenant(tenant: &str) -> Result<(), RequestError> {
+    if is_guid(tenant) || is_dns_name(tenant) {
+        return Ok(());
+    }
+    Err(RequestError(format!(
+        "tenantId {:?} ({} bytes) is not a tenant ID: expected a GUID or a DNS name of at most {MAX_TENANT_DNS_NAME} characters (\"adfs\" for AD FS)",
+        short(tenant),
+        tenant.len()
+    )))
+}
+
+/// A client id named `parameter`: a GUID (any visible ASCII identifier for AD FS).
+fn check_client_id(parameter: &str, value: &str, adfs: bool) -> Result<(), String> {
+    let adfs_ok = adfs
+        && (1..=MAX_ADFS_CLIENT_ID).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_graphic());
+    if is_guid(value) || adfs_ok {
+        return Ok(());
+    }
+    Err(format!(
+        "{parameter} {:?} ({} bytes) is not a client ID: expected the GUID of the application or managed identity",
+        short(value),
+        value.len()
+    ))
+}
+
+/// `userAssignedIdentityID`: a GUID client id, or
+/// `/subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>`.
+fn check_user_assigned_identity_id(value: &str) -> Result<(), String> {
+    if is_guid(value) || is_arm_identity_id(value) {
+        return Ok(());
+    }
+    Err(format!(
+        "userAssignedIdentityID {:?} ({} bytes) is not a user-assigned identity: expected its client ID (a GUID) or its ARM resource ID of at most {MAX_ARM_ID} characters",
+        short(value),
+        value.len()
+    ))
+}
+
+/// An ARM resource ID of a user-assigned managed identity (segment names in any case).
+pub fn is_arm_identity_id(value: &str) -> bool {
+    if value.len() > MAX_ARM_ID || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return false;
+    }
+    let parts: Vec<&str> = value.split('/').collect();
+    let is = |i: usize, name: &str| parts.get(i).is_some_and(|p| p.eq_ignore_ascii_case(name));
+    let named = |i: usize| parts.get(i).is_some_and(|p| !p.is_empty());
+    parts.len() == 9
+        && parts[0].is_empty()
+        && is(1, "subscriptions")
+        && parts.get(2).is_some_and(|p| is_guid(p))
+        && is(3, "resourceGroups")
+        && named(4)
+        && is(5, "providers")
+        && is(6, "Microsoft.ManagedIdentity")
+        && is(7, "userAssignedIdentities")
+        && named(8)
 }
 
 /// Builds the [`IdentityRequest`]; errors are prefixed as upstream's
@@ -64,6 +167,12 @@ pub(super) fn select(input: &IdentityInput<'_>) -> Result<IdentityRequest, Reque
 
 fn select_inner(input: &IdentityInput<'_>) -> Result<IdentityRequest, String> {
     let client_id = input.client_id.to_string();
+    // clientID is read by workload identity and identity binding; elsewhere it only makes the
+    // service-account token mandatory (as upstream), so its shape is not checked there.
+    let uses_client_id = matches!(input.mode, Mode::None | Mode::AzureTokenProxy);
+    if uses_client_id && !client_id.is_empty() {
+        check_client_id("clientID", &client_id, input.adfs)?;
+    }
     if input.mode == Mode::AzureTokenProxy {
         if client_id.is_empty() {
             return Err("clientID is required for identity binding (useAzureTokenProxy)".into());
@@ -90,15 +199,20 @@ fn select_inner(input: &IdentityInput<'_>) -> Result<IdentityRequest, String> {
     };
     Ok(match (input.mode, workload_token) {
         (Mode::PodIdentity, _) => IdentityRequest::PodIdentity,
-        (Mode::VmManagedIdentity, _) => IdentityRequest::VmManagedIdentity {
-            user_assigned_identity_id: Some(input.user_assigned_identity_id.to_string())
-                .filter(|s| !s.is_empty()),
-        },
+        (Mode::VmManagedIdentity, _) => {
+            if !input.user_assigned_identity_id.is_empty() {
+                check_user_assigned_identity_id(input.user_assigned_identity_id)?;
+            }
+            IdentityRequest::VmManagedIdentity {
+                user_assigned_identity_id: Some(input.user_assigned_identity_id.to_string())
+                    .filter(|s| !s.is_empty()),
+            }
+        }
         (_, Some(service_account_token)) => IdentityRequest::WorkloadIdentity {
             client_id,
             service_account_token,
         },
-        (_, None) => service_principal(input.secrets)?,
+        (_, None) => service_principal(input.secrets, input.adfs)?,
     })
 }
 
@@ -160,6 +274,7 @@ pub fn token_for_audience(tokens: &str, audience: &str) -> Result<Sensitive, Str
 /// are matched case-insensitively, as upstream.
 fn service_principal(
     secrets: Option<&BTreeMap<String, String>>,
+    adfs: bool,
 ) -> Result<IdentityRequest, String> {
     let Some(secrets) = secrets else {
         return Err(format!(
@@ -170,6 +285,7 @@ fn service_principal(
     let client_id = secret_value(secrets, "clientid")?
         .ok_or_else(|| "could not find clientid in secrets".to_string())?;
     let client_id = client_id.expose().to_string();
+    check_client_id("clientid in secrets", &client_id, adfs)?;
     if let Some(client_secret) = secret_value(secrets, "clientsecret")? {
         return Ok(IdentityRequest::ServicePrincipalSecret {
             client_id,
@@ -214,6 +330,7 @@ fn secret_value(
 mod tests {
     use super::*;
 
+    const GUID: &str = "00000000-0000-4000-8000-0000000000c1";
     const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl";
 
     fn tokens(audience: &str, token: &str) -> String {
@@ -308,7 +425,7 @@ mod tests {
         for (client_id, tokens, want) in [
             ("", t.as_str(), "clientID is required"),
             (
-                "cid",
+                GUID,
                 "",
                 "service account tokens are required for identity binding",
             ),
@@ -320,6 +437,7 @@ mod tests {
                 user_assigned_identity_id: "",
                 tokens,
                 secrets: None,
+                adfs: false,
             };
             let e = select(&input).unwrap_err().0;
             assert!(
@@ -329,17 +447,18 @@ mod tests {
         }
         let input = IdentityInput {
             mode: Mode::AzureTokenProxy,
-            client_id: "cid",
+            client_id: GUID,
             user_assigned_identity_id: "",
             tokens: &t,
             secrets: None,
+            adfs: false,
         };
         match select(&input).unwrap() {
             IdentityRequest::AzureTokenProxy {
                 client_id,
                 service_account_token,
             } => {
-                assert_eq!(client_id, "cid");
+                assert_eq!(client_id, GUID);
                 assert_eq!(service_account_token.expose(), JWT);
             }
             other => panic!("{other:?}"),
@@ -348,16 +467,18 @@ mod tests {
 
     #[test]
     fn secret_keys_are_case_insensitive_and_trimmed() {
-        let secrets: BTreeMap<String, String> =
-            [("ClientID", " id \n"), ("CLIENTSECRET", "s3cr3t\n")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .into();
-        match service_principal(Some(&secrets)).unwrap() {
+        let secrets: BTreeMap<String, String> = [
+            ("ClientID", " 00000000-0000-4000-8000-0000000000c1 \n"),
+            ("CLIENTSECRET", "s3cr3t\n"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        match service_principal(Some(&secrets), false).unwrap() {
             IdentityRequest::ServicePrincipalSecret {
                 client_id,
                 client_secret,
             } => {
-                assert_eq!(client_id, "id");
+                assert_eq!(client_id, GUID);
                 assert_eq!(client_secret.expose(), "s3cr3t");
             }
             other => panic!("{other:?}"),
@@ -369,22 +490,114 @@ mod tests {
         ]
         .map(|(k, v)| (k.into(), v.into()))
         .into();
-        let e = service_principal(Some(&clash)).unwrap_err();
+        let e = service_principal(Some(&clash), false).unwrap_err();
         assert!(
             e.contains("several clientid keys") && !e.contains("s3cr3t"),
             "{e}"
         );
         let same: BTreeMap<String, String> = [
-            ("clientid", "a"),
-            ("ClientId", "a"),
+            ("clientid", GUID),
+            ("ClientId", GUID),
             ("clientsecret", ""),
             ("CLIENTSECRET", "s"),
         ]
         .map(|(k, v)| (k.into(), v.into()))
         .into();
         assert!(matches!(
-            service_principal(Some(&same)).unwrap(),
+            service_principal(Some(&same), false).unwrap(),
             IdentityRequest::ServicePrincipalSecret { .. }
         ));
+    }
+
+    #[test]
+    fn identity_values_have_their_shapes() {
+        assert!(is_guid(GUID) && is_guid("72F988BF-86F1-41AF-91AB-2D7CD011DB47"));
+        for bad in [
+            "",
+            "tid",
+            "{72f988bf-86f1-41af-91ab-2d7cd011db47}",
+            "72f988bf86f141af91ab2d7cd011db47",
+            "72f988bf-86f1-41af-91ab-2d7cd011db4g",
+        ] {
+            assert!(!is_guid(bad), "{bad}");
+        }
+        for tenant in [
+            GUID,
+            "adfs",
+            "contoso.onmicrosoft.com",
+            "tid",
+            "contoso.com.",
+        ] {
+            check_tenant(tenant).unwrap();
+        }
+        let huge = "t".repeat(900_000);
+        for bad in [
+            "-x.com",
+            "a..b",
+            "a b",
+            "tenant/../x",
+            &huge,
+            &"a".repeat(64),
+            &format!("{}.com", "a.".repeat(130)),
+        ] {
+            let e = check_tenant(bad).unwrap_err().0;
+            assert!(e.starts_with("tenantId ") && e.len() < 300, "{e}");
+        }
+        check_client_id("clientID", GUID, false).unwrap();
+        let e = check_client_id("clientID", "sp", false).unwrap_err();
+        assert!(
+            e.contains("clientID \"sp\" (2 bytes) is not a client ID"),
+            "{e}"
+        );
+        check_client_id("clientID", "https://adfs.example/app", true).unwrap();
+        assert!(check_client_id("clientID", &huge, true).unwrap_err().len() < 300);
+        let arm = format!(
+            "/subscriptions/{GUID}/resourceGroups/rg-1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-1"
+        );
+        check_user_assigned_identity_id(&arm).unwrap();
+        check_user_assigned_identity_id(&arm.to_lowercase()).unwrap();
+        check_user_assigned_identity_id(GUID).unwrap();
+        for bad in [
+            format!("{arm}/x"),
+            "uami-client".into(),
+            format!(
+                "/subscriptions/{GUID}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+            ),
+            format!(
+                "/subscriptions/{GUID}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x",
+                "g".repeat(500)
+            ),
+        ] {
+            let e = check_user_assigned_identity_id(&bad).unwrap_err();
+            assert!(
+                e.starts_with("userAssignedIdentityID ") && e.len() < 400,
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_ids_are_checked_where_they_are_used() {
+        let secrets: BTreeMap<String, String> = [("clientid", "sp"), ("clientsecret", "s3cr3t")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let e = service_principal(Some(&secrets), false).unwrap_err();
+        assert!(e.contains("clientid in secrets \"sp\""), "{e}");
+        assert!(service_principal(Some(&secrets), true).is_ok());
+        let input = |mode, client_id| IdentityInput {
+            mode,
+            client_id,
+            user_assigned_identity_id: "",
+            tokens: "",
+            secrets: None,
+            adfs: false,
+        };
+        let e = select(&input(Mode::None, "not-a-guid")).unwrap_err().0;
+        assert!(e.contains("clientID \"not-a-guid\""), "{e}");
+        // Pod identity does not use clientID: only the token requirement applies (upstream).
+        let e = select(&input(Mode::PodIdentity, "not-a-guid"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("tokenRequests"), "{e}");
     }
 }

@@ -28,10 +28,17 @@ pub use objects::{
 };
 pub use parse::{parse, parse_parameters, validate_vault_name};
 
-/// Largest `attributes` JSON accepted.
-pub const MAX_ATTRIBUTES_BYTES: usize = 1024 * 1024;
+/// Default of `--max-attributes-bytes`, the largest `attributes` JSON accepted: room for the
+/// largest `objects` YAML ([`MAX_OBJECTS_YAML_BYTES`]) twice over, the pod information and the
+/// service-account tokens (a few KiB).
+pub const MAX_ATTRIBUTES_BYTES: usize = 512 * 1024;
 /// Largest `secrets` JSON accepted (a Kubernetes Secret is at most 1 MiB).
 pub const MAX_SECRETS_BYTES: usize = 1024 * 1024;
+/// Default of `--max-secret-value-bytes`, the largest value of one nodePublishSecretRef key
+/// (`clientid`, `clientsecret`, `clientcert`, tokens): a PEM key with its chain is a few KiB.
+pub const MAX_SECRET_VALUE_BYTES: usize = 64 * 1024;
+/// Most keys a nodePublishSecretRef Secret may have (the provider reads two or three).
+pub const MAX_SECRET_KEYS: usize = 64;
 /// Largest `objects` YAML accepted.
 pub const MAX_OBJECTS_YAML_BYTES: usize = 256 * 1024;
 /// Most objects one mount may list.
@@ -44,12 +51,18 @@ pub const MAX_VERSION_HISTORY: u32 = 1000;
 pub struct RequestDefaults {
     /// `--cloud-name`, used when the `cloudName` parameter is empty.
     pub cloud_name: String,
+    /// `--max-attributes-bytes`: the largest `attributes` JSON accepted.
+    pub max_attributes_bytes: usize,
+    /// `--max-secret-value-bytes`: the largest value of one nodePublishSecretRef key.
+    pub max_secret_value_bytes: usize,
 }
 
 impl Default for RequestDefaults {
     fn default() -> Self {
         Self {
             cloud_name: "AzurePublicCloud".into(),
+            max_attributes_bytes: MAX_ATTRIBUTES_BYTES,
+            max_secret_value_bytes: MAX_SECRET_VALUE_BYTES,
         }
     }
 }

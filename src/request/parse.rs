@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use super::cloud::{AZURE_ENVIRONMENT_FILEPATH, CloudEnvironment};
 use super::identity::{self, IdentityInput, Mode, SERVICE_ACCOUNT_TOKENS};
 use super::{
-    MAX_ATTRIBUTES_BYTES, MAX_SECRETS_BYTES, MountRequest, PodInfo, RequestDefaults, RequestError,
+    MAX_SECRET_KEYS, MAX_SECRETS_BYTES, MountRequest, PodInfo, RequestDefaults, RequestError,
     json_error, objects, short,
 };
 use crate::config::parse_go_bool;
@@ -35,7 +35,7 @@ pub fn parse(
     req: &pb::MountRequest,
     defaults: &RequestDefaults,
 ) -> Result<MountRequest, RequestError> {
-    let attributes = decode_map("attributes", &req.attributes, MAX_ATTRIBUTES_BYTES)?.ok_or_else(|| {
+    let attributes = decode_map("attributes", &req.attributes, defaults.max_attributes_bytes)?.ok_or_else(|| {
         RequestError("failed to unmarshal attributes, error: got null, expected a JSON object of strings".into())
     })?;
     let secrets = decode_map("secrets", &req.secrets, MAX_SECRETS_BYTES)?;
@@ -69,6 +69,9 @@ fn parse_with_env(
     let get = |key: &str| params.get(key);
     let fail = |message: &str| Err(RequestError(message.into()));
     check_mode(default_mode)?;
+    if let Some(secrets) = secrets {
+        check_secrets(secrets, defaults.max_secret_value_bytes)?;
+    }
 
     let pod_name = get("csi.storage.k8s.io/pod.name");
     if pod_name.is_empty() {
@@ -92,6 +95,7 @@ fn parse_with_env(
     if tenant_id.is_empty() {
         return fail("tenantId is not provided (set tenantID)");
     }
+    identity::check_tenant(tenant_id)?;
     let cloud = resolve_cloud(params, defaults, env)?;
     let tokens = match get(SERVICE_ACCOUNT_TOKENS) {
         "" => secrets
@@ -105,6 +109,7 @@ fn parse_with_env(
         user_assigned_identity_id: get("userAssignedIdentityID"),
         tokens,
         secrets,
+        adfs: tenant_id.eq_ignore_ascii_case("adfs"),
     })?;
     let objects_yaml = get("objects");
     if objects_yaml.is_empty() {
@@ -201,6 +206,25 @@ pub fn validate_vault_name(name: &str) -> Result<(), RequestError> {
     )))
 }
 
+/// The nodePublishSecretRef Secret: at most [`MAX_SECRET_KEYS`] keys, each value at most
+/// `max_value` bytes. Errors name the key (cut by the one rule), never a value.
+fn check_secrets(secrets: &Parameters, max_value: usize) -> Result<(), RequestError> {
+    if secrets.len() > MAX_SECRET_KEYS {
+        return Err(RequestError(format!(
+            "the nodePublishSecretRef secret has {} keys, more than the limit of {MAX_SECRET_KEYS}",
+            secrets.len()
+        )));
+    }
+    match secrets.iter().find(|(_, value)| value.len() > max_value) {
+        Some((key, value)) => Err(RequestError(format!(
+            "nodePublishSecretRef secret key {:?} is {} bytes, more than the limit of {max_value}",
+            short(key),
+            value.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A JSON object of strings; `null` is `None`. Errors never quote the input.
 fn decode_map(field: &str, json: &str, limit: usize) -> Result<Option<Parameters>, RequestError> {
     let fail = |problem: String| {
@@ -259,6 +283,10 @@ mod tests {
     const CLIENT_SECRET: &str = "Zq8~s3cr3t-VALUE.never_print";
     const JWT: &str =
         "eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJzdWIiOiJzeXN0ZW06c2EifQ.SIGNATURE-never-print";
+    const CID: &str = "00000000-0000-4000-8000-00000000c1d0";
+    const WI_CLIENT: &str = "00000000-0000-4000-8000-0000000000a1";
+    const SPID: &str = "00000000-0000-4000-8000-0000000000b2";
+    const UAMI: &str = "00000000-0000-4000-8000-0000000000c3";
     const OBJECTS: &str = "array:\n  - |\n    objectName: secret1\n    objectType: secret\n";
 
     fn map(pairs: &[(&str, &str)]) -> Parameters {
@@ -374,7 +402,7 @@ mod tests {
         assert!(err(&p, None).contains("clientID is required"));
         assert!(
             err(
-                &base(&[("useAzureTokenProxy", "invalid-value"), ("clientID", "cid")]),
+                &base(&[("useAzureTokenProxy", "invalid-value"), ("clientID", CID)]),
                 None
             )
             .contains("failed to parse useAzureTokenProxy")
@@ -382,7 +410,7 @@ mod tests {
         let e = err(
             &base(&[
                 ("useAzureTokenProxy", "true"),
-                ("clientID", "cid"),
+                ("clientID", CID),
                 ("objects", OBJECTS),
             ]),
             None,
@@ -427,7 +455,10 @@ mod tests {
                 ("csi.storage.k8s.io/pod.namespace", "\tns1\n"),
                 ("keyvaultName", " testKV "),
                 ("useVMManagedIdentity", " true "),
-                ("userAssignedIdentityID", " uami "),
+                (
+                    "userAssignedIdentityID",
+                    " 00000000-0000-4000-8000-0000000000c3 ",
+                ),
                 ("cloudName", " azurechinacloud "),
                 ("secretProviderClass", " spc "),
             ]),
@@ -446,7 +477,7 @@ mod tests {
         assert_eq!(r.vault_url(), "https://testKV.vault.azure.cn/");
         assert_eq!(r.secret_provider_class.as_deref(), Some("spc"));
         assert!(
-            matches!(r.identity, IdentityRequest::VmManagedIdentity { user_assigned_identity_id: Some(ref id) } if id == "uami")
+            matches!(r.identity, IdentityRequest::VmManagedIdentity { user_assigned_identity_id: Some(ref id) } if id == UAMI)
         );
     }
 
@@ -485,7 +516,7 @@ mod tests {
     #[test]
     fn each_identity_mode() {
         let wi = tokens(WORKLOAD_IDENTITY_AUDIENCE);
-        let sp = map(&[("clientid", "spid"), ("clientsecret", CLIENT_SECRET)]);
+        let sp = map(&[("clientid", SPID), ("clientsecret", CLIENT_SECRET)]);
         let objects = [("objects", OBJECTS)];
 
         let r = run(
@@ -504,21 +535,21 @@ mod tests {
             }
         ));
 
-        let mut p = base(&[("clientID", "wi-client"), ("objects", OBJECTS)]);
+        let mut p = base(&[("clientID", WI_CLIENT), ("objects", OBJECTS)]);
         p.insert(SERVICE_ACCOUNT_TOKENS.into(), wi.clone());
         match run(&p, Some(&sp)).unwrap().identity {
             IdentityRequest::WorkloadIdentity {
                 client_id,
                 service_account_token,
             } => {
-                assert_eq!(client_id, "wi-client");
+                assert_eq!(client_id, WI_CLIENT);
                 assert_eq!(service_account_token.expose(), JWT);
             }
             other => panic!("{other:?}"),
         }
 
         let mut p = base(&[
-            ("clientID", "ib-client"),
+            ("clientID", CID),
             ("useAzureTokenProxy", "true"),
             ("objects", OBJECTS),
         ]);
@@ -527,7 +558,7 @@ mod tests {
             tokens(IDENTITY_BINDING_AUDIENCE),
         );
         assert!(
-            matches!(run(&p, None).unwrap().identity, IdentityRequest::AzureTokenProxy { ref client_id, .. } if client_id == "ib-client")
+            matches!(run(&p, None).unwrap().identity, IdentityRequest::AzureTokenProxy { ref client_id, .. } if client_id == CID)
         );
 
         match run(&base(&objects), Some(&sp)).unwrap().identity {
@@ -535,13 +566,13 @@ mod tests {
                 client_id,
                 client_secret,
             } => {
-                assert_eq!(client_id, "spid");
+                assert_eq!(client_id, SPID);
                 assert_eq!(client_secret.expose(), CLIENT_SECRET);
             }
             other => panic!("{other:?}"),
         }
         let cert = map(&[
-            ("ClientID", "spid"),
+            ("ClientID", SPID),
             ("ClientCert", "-----BEGIN CERTIFICATE-----"),
         ]);
         let r = run(&base(&objects), Some(&cert)).unwrap();
@@ -555,14 +586,14 @@ mod tests {
         // §3.2: pod identity and VM identity too.
         for mode in ["usePodIdentity", "useVMManagedIdentity"] {
             let e = err(
-                &base(&[(mode, "true"), ("clientID", "cid"), ("objects", OBJECTS)]),
+                &base(&[(mode, "true"), ("clientID", CID), ("objects", OBJECTS)]),
                 None,
             );
             assert!(
                 e.contains("service account tokens not found") && e.contains("tokenRequests"),
                 "{e}"
             );
-            let mut p = base(&[(mode, "true"), ("clientID", "cid"), ("objects", OBJECTS)]);
+            let mut p = base(&[(mode, "true"), ("clientID", CID), ("objects", OBJECTS)]);
             p.insert(
                 SERVICE_ACCOUNT_TOKENS.into(),
                 tokens(WORKLOAD_IDENTITY_AUDIENCE),
@@ -570,11 +601,8 @@ mod tests {
             assert!(run(&p, None).is_ok());
         }
         // No fallback to the service principal when clientID is set.
-        let sp = map(&[("clientid", "spid"), ("clientsecret", CLIENT_SECRET)]);
-        let e = err(
-            &base(&[("clientID", "cid"), ("objects", OBJECTS)]),
-            Some(&sp),
-        );
+        let sp = map(&[("clientid", SPID), ("clientsecret", CLIENT_SECRET)]);
+        let e = err(&base(&[("clientID", CID), ("objects", OBJECTS)]), Some(&sp));
         assert!(
             e.contains("failed to build auth config for mode None")
                 && e.contains("api://AzureADTokenExchange"),
@@ -587,7 +615,7 @@ mod tests {
         ] {
             let e = err(
                 &base(&[
-                    ("clientID", "cid"),
+                    ("clientID", CID),
                     ("objects", OBJECTS),
                     (SERVICE_ACCOUNT_TOKENS, bad),
                 ]),
@@ -601,7 +629,7 @@ mod tests {
     fn tokens_may_come_in_secrets() {
         let secrets = map(&[(SERVICE_ACCOUNT_TOKENS, &tokens(WORKLOAD_IDENTITY_AUDIENCE))]);
         let r = run(
-            &base(&[("clientID", "cid"), ("objects", OBJECTS)]),
+            &base(&[("clientID", CID), ("objects", OBJECTS)]),
             Some(&secrets),
         )
         .unwrap();
@@ -626,12 +654,12 @@ mod tests {
             err(&base(&[("objects", OBJECTS)]), Some(&only_secret))
                 .contains("could not find clientid in secrets")
         );
-        let only_id = map(&[("clientid", "id")]);
+        let only_id = map(&[("clientid", SPID)]);
         assert!(
             err(&base(&[("objects", OBJECTS)]), Some(&only_id))
                 .contains("could not find clientsecret in secrets")
         );
-        let empty_secret = map(&[("clientid", "id"), ("clientsecret", "  ")]);
+        let empty_secret = map(&[("clientid", SPID), ("clientsecret", "  ")]);
         assert!(
             err(&base(&[("objects", OBJECTS)]), Some(&empty_secret))
                 .contains("could not find clientsecret in secrets")
@@ -689,11 +717,13 @@ mod tests {
         let p = vm(&[("cloudEnvFileName", file)]);
         let defaults = RequestDefaults {
             cloud_name: "AzureUSGovernmentCloud".into(),
+            ..RequestDefaults::default()
         };
         let r = parse_with_env(&p, None, 0o644, &defaults, &no_env).unwrap();
         assert_eq!(r.cloud.key_vault_dns_suffix, "vault.usgovcloudapi.net");
         let defaults = RequestDefaults {
             cloud_name: "AzureStackCloud".into(),
+            ..RequestDefaults::default()
         };
         assert_eq!(
             parse_with_env(&p, None, 0o644, &defaults, &no_env)
@@ -893,14 +923,21 @@ mod tests {
             r#"{{"a":"{}"}}"#,
             "x".repeat(crate::request::MAX_ATTRIBUTES_BYTES)
         );
+        let huge_secrets = format!(
+            r#"{{"a":"{}"}}"#,
+            "x".repeat(crate::request::MAX_SECRETS_BYTES)
+        );
         assert!(
             parse(&request(&huge, "{}", "420"), &d)
                 .unwrap_err()
                 .0
-                .contains("more than the limit of 1048576")
+                .contains(&format!(
+                    "more than the limit of {}",
+                    crate::request::MAX_ATTRIBUTES_BYTES
+                ))
         );
         assert!(
-            parse(&request(&realistic_attributes(), &huge, "420"), &d)
+            parse(&request(&realistic_attributes(), &huge_secrets, "420"), &d)
                 .unwrap_err()
                 .0
                 .contains("failed to unmarshal secrets")
@@ -910,6 +947,23 @@ mod tests {
             "n".repeat(MAX_OBJECTS_YAML_BYTES)
         );
         assert!(err(&vm(&[("objects", &objects)]), None).contains("objects is"));
+        // nodePublishSecretRef values and keys are bounded, and named without their values.
+        let big = "k".repeat(crate::request::MAX_SECRET_VALUE_BYTES + 1);
+        let secrets = map(&[("clientid", SPID), ("clientcert", &big)]);
+        let e = err(&base(&[("objects", OBJECTS)]), Some(&secrets));
+        assert!(
+            e.contains("nodePublishSecretRef secret key \"clientcert\" is 65537 bytes")
+                && !e.contains("kkkk"),
+            "{e}"
+        );
+        let many: Parameters = (0..=crate::request::MAX_SECRET_KEYS)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        assert!(err(&base(&[("objects", OBJECTS)]), Some(&many)).contains("65 keys"));
+        // A huge tenant is refused with a short message.
+        let tenant = "t".repeat(900_000);
+        let e = err(&vm(&[("tenantID", &tenant)]), None);
+        assert!(e.starts_with("tenantId \"ttt") && e.len() < 400, "{e}");
     }
 
     fn random_text(rng: &mut StdRng, alphabet: &[u8], max: usize) -> String {
