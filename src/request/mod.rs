@@ -26,7 +26,7 @@ pub use identity::{
 pub use objects::{
     MAX_PATH, MAX_PATH_ELEMENT, parse_objects, validate_file_name, validate_key_vault_id,
 };
-pub use parse::{parse, parse_parameters, validate_vault_name};
+pub use parse::{parse, parse_mount, parse_parameters, validate_vault_name};
 
 /// Largest `attributes` JSON accepted.
 pub const MAX_ATTRIBUTES_BYTES: usize = 1024 * 1024;
@@ -44,12 +44,16 @@ pub const MAX_VERSION_HISTORY: u32 = 1000;
 pub struct RequestDefaults {
     /// `--cloud-name`, used when the `cloudName` parameter is empty.
     pub cloud_name: String,
+    /// `--cloud-env-file-dir`: the directory a `cloudEnvFileName` must be inside; `None` when
+    /// per-SecretProviderClass environment files are turned off.
+    pub cloud_env_file_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RequestDefaults {
     fn default() -> Self {
         Self {
             cloud_name: "AzurePublicCloud".into(),
+            cloud_env_file_dir: Some(cloud::DEFAULT_CLOUD_ENV_FILE_DIR.into()),
         }
     }
 }
