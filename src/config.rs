@@ -218,7 +218,6 @@ pub struct Flags {
     #[arg(long, default_value = crate::request::cloud::DEFAULT_CLOUD_ENV_FILE_DIR)]
     pub cloud_env_file_dir: String,
     // --- end of cloud environment files ---
-
     /// Extra PEM CA bundle trusted for Azure endpoints, in addition to the system store.
     #[arg(long)]
     pub extra_ca_file: Option<std::path::PathBuf>,
@@ -312,7 +311,9 @@ mod tests {
             f.request_defaults().cloud_env_file_dir,
             Some(PathBuf::from("/etc/kubernetes"))
         );
-        let off = Cli::try_parse_from(["p", "--cloud-env-file-dir="]).unwrap().flags;
+        let off = Cli::try_parse_from(["p", "--cloud-env-file-dir="])
+            .unwrap()
+            .flags;
         assert_eq!(off.request_defaults().cloud_env_file_dir, None);
     }
 

@@ -26,7 +26,16 @@ async fn fake() -> FakeAzure {
     let fake = FakeAzure::start().await;
     fake.add_client_secret("tid", "sp", CLIENT_SECRET);
     fake.grant("stackvault", "sp");
-    fake.add_secret("stackvault", "s", "v1", "stack-value", None, None, 100, true);
+    fake.add_secret(
+        "stackvault",
+        "s",
+        "v1",
+        "stack-value",
+        None,
+        None,
+        100,
+        true,
+    );
     fake
 }
 
@@ -140,18 +149,35 @@ async fn hostile_cloud_env_files_are_refused_fast_and_everyone_else_is_served() 
         &fake.url(),
         &[format!("--cloud-env-file-dir={}", files.root.display())],
     );
-    let inside = |m: &str| m.contains(&format!("not inside the allowed directory {}", files.root.display()));
+    let inside = |m: &str| {
+        m.contains(&format!(
+            "not inside the allowed directory {}",
+            files.root.display()
+        ))
+    };
 
     let m = refused("cloudEnvFileName FIFO", &provider, &files.at("fifo")).await;
     assert!(m.ends_with("not a regular file"), "{m}");
     for (name, path) in [
         ("cloudEnvFileName /dev/ptmx", "/dev/ptmx".to_string()),
         ("cloudEnvFileName /proc/self/fd/1", "/proc/self/fd/1".into()),
-        ("cloudEnvFileName /proc/self/environ", "/proc/self/environ".into()),
+        (
+            "cloudEnvFileName /proc/self/environ",
+            "/proc/self/environ".into(),
+        ),
         ("cloudEnvFileName symlink to /dev/ptmx", files.at("ptmx")),
-        ("cloudEnvFileName symlink to /proc/self/environ", files.at("environ")),
-        ("cloudEnvFileName symlink out of the directory", files.at("escape.json")),
-        ("cloudEnvFileName .. out of the directory", files.at("../x/valid.json")),
+        (
+            "cloudEnvFileName symlink to /proc/self/environ",
+            files.at("environ"),
+        ),
+        (
+            "cloudEnvFileName symlink out of the directory",
+            files.at("escape.json"),
+        ),
+        (
+            "cloudEnvFileName .. out of the directory",
+            files.at("../x/valid.json"),
+        ),
     ] {
         let m = refused(name, &provider, &path).await;
         assert!(inside(&m), "{name}: {m}");
@@ -161,12 +187,27 @@ async fn hostile_cloud_env_files_are_refused_fast_and_everyone_else_is_served() 
     let existing = files.outside.join("valid.json").display().to_string();
     let missing = files.outside.join("nonexistent.json").display().to_string();
     let a = refused("cloudEnvFileName outside, existing", &provider, &existing).await;
-    let b = refused("cloudEnvFileName outside, not existing", &provider, &missing).await;
+    let b = refused(
+        "cloudEnvFileName outside, not existing",
+        &provider,
+        &missing,
+    )
+    .await;
     assert_eq!(a.replace(&existing, "P"), b.replace(&missing, "P"));
 
-    let m = refused("cloudEnvFileName 10 MB file", &provider, &files.at("huge.json")).await;
+    let m = refused(
+        "cloudEnvFileName 10 MB file",
+        &provider,
+        &files.at("huge.json"),
+    )
+    .await;
     assert!(m.ends_with("larger than 64 KiB"), "{m}");
-    let m = refused("cloudEnvFileName bad keyVaultDNSSuffix", &provider, &files.at("bad.json")).await;
+    let m = refused(
+        "cloudEnvFileName bad keyVaultDNSSuffix",
+        &provider,
+        &files.at("bad.json"),
+    )
+    .await;
     assert!(
         m.ends_with("not a valid Azure Stack environment file: keyVaultDNSSuffix is not a DNS suffix such as vault.azure.net"),
         "{m}"
@@ -176,19 +217,29 @@ async fn hostile_cloud_env_files_are_refused_fast_and_everyone_else_is_served() 
     // Many tenants at once naming the FIFO: all refused, nobody else waits.
     let socket2 = socket.clone();
     let fifo = files.at("fifo");
-    let (report, outcomes) = under_attack("cloudEnvFileName FIFO x 50 concurrent", &provider, async move {
-        let mounts = (0..50).map(|_| stack_mount(&socket2, &fifo));
-        futures::future::join_all(mounts).await
-    })
+    let (report, outcomes) = under_attack(
+        "cloudEnvFileName FIFO x 50 concurrent",
+        &provider,
+        async move {
+            let mounts = (0..50).map(|_| stack_mount(&socket2, &fifo));
+            futures::future::join_all(mounts).await
+        },
+    )
     .await;
     report.assert_isolated(Duration::from_secs(2));
-    assert!(outcomes.iter().all(|o| matches!(o, Err((Code::InvalidArgument, m)) if m.ends_with("not a regular file"))));
+    assert!(outcomes.iter().all(
+        |o| matches!(o, Err((Code::InvalidArgument, m)) if m.ends_with("not a regular file"))
+    ));
 
     // A valid file through a ConfigMap-style symlink chain mounts through the fake.
     let socket3 = socket.clone();
     let env = files.at("env.json");
-    let (report, outcome) =
-        under_attack("cloudEnvFileName valid Azure Stack file", &provider, stack_mount(&socket3, &env)).await;
+    let (report, outcome) = under_attack(
+        "cloudEnvFileName valid Azure Stack file",
+        &provider,
+        stack_mount(&socket3, &env),
+    )
+    .await;
     report.assert_isolated(Duration::from_secs(2));
     assert_eq!(outcome.expect("valid Azure Stack mount"), b"stack-value");
     assert!(
@@ -216,14 +267,31 @@ async fn descriptor_checks_hold_when_the_whole_filesystem_is_allowed() {
     );
     let m = refused("cloudEnvFileName /dev/ptmx (dir /)", &provider, "/dev/ptmx").await;
     assert!(m.ends_with("not a regular file"), "{m}");
-    let m = refused("cloudEnvFileName /proc/self/environ (dir /)", &provider, "/proc/self/environ").await;
+    let m = refused(
+        "cloudEnvFileName /proc/self/environ (dir /)",
+        &provider,
+        "/proc/self/environ",
+    )
+    .await;
     assert!(m.contains("kernel pseudo filesystem"), "{m}");
-    let m = refused("cloudEnvFileName /proc/self/fd/1 (dir /)", &provider, "/proc/self/fd/1").await;
+    let m = refused(
+        "cloudEnvFileName /proc/self/fd/1 (dir /)",
+        &provider,
+        "/proc/self/fd/1",
+    )
+    .await;
     assert!(
-        m.contains("not a regular file") || m.contains("symbolic links") || m.contains("not inside"),
+        m.contains("not a regular file")
+            || m.contains("symbolic links")
+            || m.contains("not inside"),
         "{m}"
     );
-    let m = refused("cloudEnvFileName FIFO (dir /)", &provider, &files.at("fifo")).await;
+    let m = refused(
+        "cloudEnvFileName FIFO (dir /)",
+        &provider,
+        &files.at("fifo"),
+    )
+    .await;
     assert!(m.ends_with("not a regular file"), "{m}");
     let ok = stack_mount(&socket, &files.at("env.json")).await;
     assert_eq!(ok.expect("valid file"), b"stack-value");
@@ -342,7 +410,11 @@ async fn azure_stack_cloud_name_starts_with_the_environment_variable() {
             vec!["--cloud-name=AzureStackCloud"],
             "pseudo filesystem",
         ),
-        (vec![], vec!["--cloud-env-file-dir=relative/dir"], "--cloud-env-file-dir"),
+        (
+            vec![],
+            vec!["--cloud-env-file-dir=relative/dir"],
+            "--cloud-env-file-dir",
+        ),
     ] {
         let socket = dir.path().join("fail.sock");
         let started = Instant::now();

@@ -55,7 +55,7 @@ const MAX_ENDPOINT_BYTES: usize = 2048;
 
 /// Filesystems whose "regular" files are kernel state, not configuration (`fstatfs` `f_type`).
 const PSEUDO_FILESYSTEMS: [u64; 12] = [
-    0x9fa0,     // proc
+    0x9fa0,      // proc
     0x6265_6572, // sysfs
     0x6462_6720, // debugfs
     0x7472_6163, // tracefs
@@ -164,7 +164,8 @@ impl CloudEnvironment {
     /// case-insensitively as Go's `encoding/json` does). Errors name the key, never its value:
     /// the bytes may come from any file the provider can read.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
-        let invalid = |problem: String| format!("not a valid Azure Stack environment file: {problem}");
+        let invalid =
+            |problem: String| format!("not a valid Azure Stack environment file: {problem}");
         let doc: Map<String, Value> = serde_json::from_slice(bytes).map_err(|e| {
             invalid(match e.classify() {
                 serde_json::error::Category::Data => "not a JSON object".to_string(),
@@ -244,7 +245,9 @@ pub(crate) fn no_env_file(per_class_files: bool) -> String {
 fn is_dns_suffix(suffix: &str) -> bool {
     let label_ok = |label: &str| {
         (1..=63).contains(&label.len())
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
@@ -419,7 +422,12 @@ impl EnvFile {
                 "not a regular file (it is on a kernel pseudo filesystem such as procfs or sysfs)",
             ));
         }
-        let too_large = || fail(&format!("larger than {} KiB", MAX_ENVIRONMENT_FILE_BYTES / 1024));
+        let too_large = || {
+            fail(&format!(
+                "larger than {} KiB",
+                MAX_ENVIRONMENT_FILE_BYTES / 1024
+            ))
+        };
         if meta.len() > MAX_ENVIRONMENT_FILE_BYTES {
             return Err(too_large());
         }
@@ -649,7 +657,9 @@ mod tests {
         .unwrap();
         let e = CloudEnvironment::from_name("AzureStackCloud", Some(&file)).unwrap_err();
         assert!(
-            e.contains("open /etc/kubernetes/akscustom-nonexistent.json: no such file or directory"),
+            e.contains(
+                "open /etc/kubernetes/akscustom-nonexistent.json: no such file or directory"
+            ),
             "{e}"
         );
     }
@@ -719,14 +729,29 @@ mod tests {
         ];
         for (json, want) in cases {
             let e = CloudEnvironment::from_json(json).unwrap_err();
-            assert!(e.starts_with("not a valid Azure Stack environment file: "), "{e}");
+            assert!(
+                e.starts_with("not a valid Azure Stack environment file: "),
+                "{e}"
+            );
             assert!(e.contains(want), "{e}");
             assert!(!e.contains("hidden"), "{e}");
         }
-        for suffix in ["-a.b", "a-.b", "a..b", ".a.b", "a.b.", &"a".repeat(64), "a b.c"] {
+        for suffix in [
+            "-a.b",
+            "a-.b",
+            "a..b",
+            ".a.b",
+            "a.b.",
+            &"a".repeat(64),
+            "a b.c",
+        ] {
             assert!(!is_dns_suffix(suffix), "{suffix}");
         }
-        for suffix in ["vault.azure.net", "vault.local.azurestack.external", "v-1.x2"] {
+        for suffix in [
+            "vault.azure.net",
+            "vault.local.azurestack.external",
+            "v-1.x2",
+        ] {
             assert!(is_dns_suffix(suffix), "{suffix}");
         }
         let bad_name = format!(
@@ -790,7 +815,10 @@ mod tests {
         let outside_error = format!("not inside the allowed directory {}", root.display());
         // Symlinks out: absolute, relative, to procfs.
         std::os::unix::fs::symlink(&secret, root.join("abs.json")).unwrap();
-        let rel = format!("../{}/secret.json", outside.path().file_name().unwrap().to_str().unwrap());
+        let rel = format!(
+            "../{}/secret.json",
+            outside.path().file_name().unwrap().to_str().unwrap()
+        );
         std::os::unix::fs::symlink(&rel, root.join("rel.json")).unwrap();
         std::os::unix::fs::symlink("/proc/self/environ", root.join("environ")).unwrap();
         std::os::unix::fs::symlink("/proc/self/fd/1", root.join("stdout")).unwrap();
@@ -811,15 +839,26 @@ mod tests {
             assert!(e.ends_with("not a regular file"), "{}: {e}", path.display());
         }
         // The operator's variable gets the same type checks, and procfs is refused.
-        for path in ["/proc/self/environ", "/proc/self/status", "/sys/kernel/uevent_seqnum"] {
+        for path in [
+            "/proc/self/environ",
+            "/proc/self/status",
+            "/sys/kernel/uevent_seqnum",
+        ] {
             let e = EnvFile::variable(OsStr::new(path))
                 .unwrap()
                 .load_blocking()
                 .unwrap_err();
             assert!(e.contains("kernel pseudo filesystem"), "{path}: {e}");
         }
-        for path in [fifo.as_os_str(), OsStr::new("/dev/ptmx"), OsStr::new("/dev/null")] {
-            let e = EnvFile::variable(path).unwrap().load_blocking().unwrap_err();
+        for path in [
+            fifo.as_os_str(),
+            OsStr::new("/dev/ptmx"),
+            OsStr::new("/dev/null"),
+        ] {
+            let e = EnvFile::variable(path)
+                .unwrap()
+                .load_blocking()
+                .unwrap_err();
             assert!(e.contains("not a regular file"), "{path:?}: {e}");
         }
 
@@ -889,12 +928,66 @@ mod tests {
             cloud_name: "AzureCloud1".into(),
             ..RequestDefaults::default()
         };
-        assert!(check_startup(&unknown, None).unwrap_err().starts_with("--cloud-name: "));
+        assert!(
+            check_startup(&unknown, None)
+                .unwrap_err()
+                .starts_with("--cloud-name: ")
+        );
         let relative = RequestDefaults {
             cloud_env_file_dir: Some("etc/kubernetes".into()),
             ..RequestDefaults::default()
         };
         assert!(check_startup(&relative, None).is_err());
+    }
+
+    /// A short in-process run of the `cloud_env` fuzz target's property on mutated seeds: never a
+    /// panic, accepted files are well-formed, refusals are short and never quote the input.
+    #[test]
+    fn mutated_environment_files_never_panic_or_leak() {
+        use rand::{Rng, SeedableRng};
+        let seeds: Vec<Vec<u8>> = std::fs::read_dir(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fuzz/corpus/cloud_env"
+        ))
+        .unwrap()
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect();
+        assert!(seeds.len() >= 5);
+        let alphabet = b"{}[]\":,. -/\\0aZ\x00\xff";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+        for round in 0..20_000 {
+            let mut input = seeds[round % seeds.len()].clone();
+            for _ in 0..rng.random_range(1..4) {
+                let at = rng.random_range(0..=input.len());
+                match rng.random_range(0..3) {
+                    0 if at < input.len() => {
+                        input.remove(at);
+                    }
+                    1 => input.insert(at, alphabet[rng.random_range(0..alphabet.len())]),
+                    _ => input.truncate(at),
+                }
+            }
+            match CloudEnvironment::from_json(&input) {
+                Ok(cloud) => {
+                    assert!(cloud.active_directory_endpoint.ends_with('/'));
+                    assert!(cloud.key_vault_endpoint.ends_with('/'));
+                    let vault = url::Url::parse(&cloud.vault_url("kv1")).unwrap();
+                    assert!(
+                        vault
+                            .host_str()
+                            .unwrap()
+                            .ends_with(&cloud.key_vault_dns_suffix.to_ascii_lowercase())
+                    );
+                }
+                Err(e) => {
+                    assert!(
+                        e.starts_with("not a valid Azure Stack environment file: "),
+                        "{e}"
+                    );
+                    assert!(e.len() < 256 && !e.contains("azurestack.external"), "{e}");
+                }
+            }
+        }
     }
 
     #[tokio::test]

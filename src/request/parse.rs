@@ -5,8 +5,8 @@
 //! [`parse_parameters`] works on already-decoded parameters so an offline check of a
 //! SecretProviderClass's `spec.parameters` can run the very same validation.
 
-use std::collections::BTreeMap;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use super::cloud::{self, AZURE_ENVIRONMENT_FILEPATH, CloudEnvironment, EnvFile};
@@ -94,9 +94,7 @@ fn parse_deferring_cloud_file(
 }
 
 /// `attributes`, `secrets` and `permission` decoded.
-fn decode(
-    req: &pb::MountRequest,
-) -> Result<(Parameters, Option<Parameters>, u32), RequestError> {
+fn decode(req: &pb::MountRequest) -> Result<(Parameters, Option<Parameters>, u32), RequestError> {
     let attributes = decode_map("attributes", &req.attributes, MAX_ATTRIBUTES_BYTES)?.ok_or_else(|| {
         RequestError("failed to unmarshal attributes, error: got null, expected a JSON object of strings".into())
     })?;
@@ -814,7 +812,10 @@ mod tests {
         let e = parse_with_env(&p, None, 0o644, &off, &no_env, &load)
             .unwrap_err()
             .0;
-        assert!(e.contains("the operator must set AZURE_ENVIRONMENT_FILEPATH"), "{e}");
+        assert!(
+            e.contains("the operator must set AZURE_ENVIRONMENT_FILEPATH"),
+            "{e}"
+        );
         // The default cloud comes from --cloud-name; a file parameter alone does not switch clouds.
         let p = vm(&[("cloudEnvFileName", file)]);
         let gov = allowing(dir.path(), "AzureUSGovernmentCloud");
@@ -856,7 +857,9 @@ mod tests {
             p
         };
         let good = good.to_str().unwrap();
-        let r = parse_mount(&raw(&stack(good, &[])), &defaults).await.unwrap();
+        let r = parse_mount(&raw(&stack(good, &[])), &defaults)
+            .await
+            .unwrap();
         assert_eq!(r.vault_url(), "https://testKV.vault.stack.local/");
         let missing = dir.path().join("missing.json");
         let missing = missing.to_str().unwrap();
