@@ -16,7 +16,9 @@
 //!   the directory (`openat2` with `RESOLVE_BENEATH` where the kernel has it), and the opened
 //!   descriptor's real path (`/proc/self/fd/N`) must still be inside the directory, so a symlink
 //!   cannot lead out of it (the relative `..data` links of a ConfigMap volume stay inside and keep
-//!   working). An empty directory setting turns per-SecretProviderClass files off;
+//!   working; an absolute symlink inside the directory is refused where `openat2` confines the
+//!   open, so links there must be relative). An empty directory setting turns
+//!   per-SecretProviderClass files off;
 //! - every file (the operator's `AZURE_ENVIRONMENT_FILEPATH` included) is opened with
 //!   `O_NONBLOCK | O_NOCTTY | O_CLOEXEC`, so a FIFO or a terminal cannot block the open; the
 //!   opened descriptor must be a regular file outside the kernel's pseudo filesystems (procfs,
