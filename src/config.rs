@@ -255,6 +255,14 @@ pub struct Flags {
     #[arg(long, default_value_t = crate::auth::DEFAULT_MAX_IDENTITIES)]
     pub max_cached_identities: usize,
     // --- end of iso-auth flags ---
+
+    // --- Cloud environment files (issue #10 item 1, issue #12 item 3) ---
+    /// Directory a SecretProviderClass's cloudEnvFileName must be inside (Azure Stack Hub
+    /// environment files). Empty: cloudEnvFileName is refused; only AZURE_ENVIRONMENT_FILEPATH in
+    /// the provider's environment can name the file.
+    #[arg(long, default_value = crate::request::cloud::DEFAULT_CLOUD_ENV_FILE_DIR)]
+    pub cloud_env_file_dir: String,
+    // --- end of cloud environment files ---
     /// Extra PEM CA bundle trusted for Azure endpoints, in addition to the system store.
     #[arg(long)]
     pub extra_ca_file: Option<std::path::PathBuf>,
@@ -364,14 +372,22 @@ impl Flags {
         }
     }
 
+    /// Process-wide defaults of the request parser (`--cloud-name`, `--cloud-env-file-dir`).
+    pub fn request_defaults(&self) -> RequestDefaults {
+        RequestDefaults {
+            cloud_name: self.cloud_name.clone(),
+            max_attributes_bytes: self.max_attributes_bytes.max(1),
+            max_secret_value_bytes: self.max_secret_value_bytes.max(1),
+            cloud_env_file_dir: Some(self.cloud_env_file_dir.trim())
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
+        }
+    }
+
     pub fn provider_options(&self) -> ProviderOptions {
         let defaults = ProviderOptions::default();
         ProviderOptions {
-            request: RequestDefaults {
-                cloud_name: self.cloud_name.clone(),
-                max_attributes_bytes: self.max_attributes_bytes.max(1),
-                max_secret_value_bytes: self.max_secret_value_bytes.max(1),
-            },
+            request: self.request_defaults(),
             content: ContentOptions {
                 construct_pem_chain: self.construct_pem_chain,
                 write_cert_and_key_in_separate_files: self.write_cert_and_key_in_separate_files,
@@ -406,6 +422,14 @@ mod tests {
         assert_eq!(f.healthz_timeout, Duration::from_secs(5));
         assert_eq!(f.prometheus_port, 8898);
         assert_eq!(f.cloud_name, "AzurePublicCloud");
+        assert_eq!(
+            f.request_defaults().cloud_env_file_dir,
+            Some(PathBuf::from("/etc/kubernetes"))
+        );
+        let off = Cli::try_parse_from(["p", "--cloud-env-file-dir="])
+            .unwrap()
+            .flags;
+        assert_eq!(off.request_defaults().cloud_env_file_dir, None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use akv_csi_provider::config::{self, Cli, Command, Flags};
 use akv_csi_provider::provider::Provider;
-use akv_csi_provider::request::CloudEnvironment;
+use akv_csi_provider::request::cloud;
 use akv_csi_provider::server::{self, Server};
 use akv_csi_provider::telemetry::{self, HealthConfig};
 use akv_csi_provider::{BUILD_VERSION, cli};
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => runtime.block_on(serve(flags)),
         Some(Command::Check { files }) => {
-            let (report, ok) = cli::check(files, &flags.provider_options().request);
+            let (report, ok) = cli::check(files, &flags.request_defaults());
             print!("{report}");
             return if ok {
                 ExitCode::SUCCESS
@@ -76,8 +76,11 @@ async fn serve(flags: &Flags) -> Result<(), String> {
             flags.metrics_backend
         ));
     }
-    CloudEnvironment::from_name(&flags.cloud_name, None)
-        .map_err(|e| format!("--cloud-name: {e}"))?;
+    let defaults = flags.request_defaults();
+    let variable = std::env::var_os(cloud::AZURE_ENVIRONMENT_FILEPATH).filter(|v| !v.is_empty());
+    if let Some(note) = cloud::check_startup(&defaults, variable.as_deref())? {
+        tracing::warn!("{note}");
+    }
     warn_inert_flags(flags);
     let endpoint = server::parse_endpoint(&flags.endpoint).map_err(|e| e.to_string())?;
     let provider = Arc::new(Provider::new(flags.transport()?, flags.provider_options()));

@@ -92,8 +92,9 @@ impl Provider {
         let started = Instant::now();
         let _in_flight = metrics().mount_started();
         let deadline = effective_deadline(started, deadline);
-        let parsed =
-            request::parse(&raw, &self.options.request).map_err(|e| Status::invalid_argument(e.0));
+        let parsed = request::parse_mount(&raw, &self.options.request)
+            .await
+            .map_err(|e| Status::invalid_argument(e.0));
         let outcome = match &parsed {
             Ok(request) => self.mount_request(request, deadline).await,
             Err(status) => Err(status.clone()),

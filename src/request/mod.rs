@@ -26,7 +26,7 @@ pub use identity::{
 pub use objects::{
     MAX_PATH, MAX_PATH_ELEMENT, parse_objects, validate_file_name, validate_key_vault_id,
 };
-pub use parse::{parse, parse_parameters, validate_vault_name};
+pub use parse::{parse, parse_mount, parse_parameters, validate_vault_name};
 
 /// Default of `--max-attributes-bytes`, the largest `attributes` JSON accepted: room for the
 /// largest `objects` YAML ([`MAX_OBJECTS_YAML_BYTES`]) twice over, the pod information and the
@@ -55,6 +55,9 @@ pub struct RequestDefaults {
     pub max_attributes_bytes: usize,
     /// `--max-secret-value-bytes`: the largest value of one nodePublishSecretRef key.
     pub max_secret_value_bytes: usize,
+    /// `--cloud-env-file-dir`: the directory a `cloudEnvFileName` must be inside; `None` when
+    /// per-SecretProviderClass environment files are turned off.
+    pub cloud_env_file_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RequestDefaults {
@@ -63,6 +66,7 @@ impl Default for RequestDefaults {
             cloud_name: "AzurePublicCloud".into(),
             max_attributes_bytes: MAX_ATTRIBUTES_BYTES,
             max_secret_value_bytes: MAX_SECRET_VALUE_BYTES,
+            cloud_env_file_dir: Some(cloud::DEFAULT_CLOUD_ENV_FILE_DIR.into()),
         }
     }
 }

@@ -5,11 +5,11 @@
 //! [`parse_parameters`] works on already-decoded parameters so an offline check of a
 //! SecretProviderClass's `spec.parameters` can run the very same validation.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
 
-use super::cloud::{AZURE_ENVIRONMENT_FILEPATH, CloudEnvironment};
+use super::cloud::{self, AZURE_ENVIRONMENT_FILEPATH, CloudEnvironment, EnvFile};
 use super::identity::{self, IdentityInput, Mode, SERVICE_ACCOUNT_TOKENS};
 use super::{
     MAX_SECRET_KEYS, MAX_SECRETS_BYTES, MountRequest, PodInfo, RequestDefaults, RequestError,
@@ -30,17 +30,80 @@ impl<'a> Params<'a> {
     }
 }
 
-/// Decodes `attributes`, `secrets` and `permission`, then validates everything.
+/// How an Azure Stack environment file named by the parameters is read.
+type LoadCloud<'a> = &'a dyn Fn(&EnvFile) -> Result<CloudEnvironment, String>;
+
+/// Decodes `attributes`, `secrets` and `permission`, then validates everything. An Azure Stack
+/// environment file is read on the calling thread: this is for operator tools and tests; the
+/// provider's mounts use [`parse_mount`].
 pub fn parse(
     req: &pb::MountRequest,
     defaults: &RequestDefaults,
 ) -> Result<MountRequest, RequestError> {
+    let (attributes, secrets, default_mode) = decode(req, defaults)?;
+    parse_parameters(&attributes, secrets.as_ref(), default_mode, defaults)
+}
+
+/// [`parse`] for a mount on the async runtime: the Azure Stack environment file (if the request
+/// names one) is read on the bounded blocking pool, with its timeout. The first complaint is the
+/// same as [`parse`]'s: a problem upstream reports before the cloud is resolved wins over the
+/// file's, the file's wins over any later one.
+pub async fn parse_mount(
+    req: &pb::MountRequest,
+    defaults: &RequestDefaults,
+) -> Result<MountRequest, RequestError> {
+    let (parsed, wanted) = parse_deferring_cloud_file(req, defaults);
+    let Some((name, file)) = wanted else {
+        return parsed;
+    };
+    let cloud = file.load().await.map_err(|e| cloud_error(&name, &e))?;
+    parsed.map(|mut request| {
+        request.cloud = cloud;
+        request
+    })
+}
+
+/// The whole validation with the environment file not read: records which file the request
+/// names (and for which `cloudName`) and puts a placeholder cloud in the result.
+fn parse_deferring_cloud_file(
+    req: &pb::MountRequest,
+    defaults: &RequestDefaults,
+) -> (
+    Result<MountRequest, RequestError>,
+    Option<(String, EnvFile)>,
+) {
+    let (attributes, secrets, default_mode) = match decode(req, defaults) {
+        Ok(decoded) => decoded,
+        Err(e) => return (Err(e), None),
+    };
+    let wanted = RefCell::new(None);
+    let record = |file: &EnvFile| {
+        *wanted.borrow_mut() = Some(file.clone());
+        Ok(CloudEnvironment::public())
+    };
+    let parsed = parse_with_env(
+        &attributes,
+        secrets.as_ref(),
+        default_mode,
+        defaults,
+        &|name| std::env::var_os(name),
+        &record,
+    );
+    let name = cloud_name(Params(&attributes), defaults).to_string();
+    (parsed, wanted.into_inner().map(|file| (name, file)))
+}
+
+/// `attributes`, `secrets` and `permission` decoded.
+fn decode(
+    req: &pb::MountRequest,
+    defaults: &RequestDefaults,
+) -> Result<(Parameters, Option<Parameters>, u32), RequestError> {
     let attributes = decode_map("attributes", &req.attributes, defaults.max_attributes_bytes)?.ok_or_else(|| {
         RequestError("failed to unmarshal attributes, error: got null, expected a JSON object of strings".into())
     })?;
     let secrets = decode_map("secrets", &req.secrets, MAX_SECRETS_BYTES)?;
     let default_mode = decode_permission(&req.permission)?;
-    parse_parameters(&attributes, secrets.as_ref(), default_mode, defaults)
+    Ok((attributes, secrets, default_mode))
 }
 
 /// Validates SecretProviderClass parameters merged with the pod attributes. `secrets` is the
@@ -52,18 +115,25 @@ pub fn parse_parameters(
     default_mode: u32,
     defaults: &RequestDefaults,
 ) -> Result<MountRequest, RequestError> {
-    parse_with_env(parameters, secrets, default_mode, defaults, &|name| {
-        std::env::var_os(name)
-    })
+    parse_with_env(
+        parameters,
+        secrets,
+        default_mode,
+        defaults,
+        &|name| std::env::var_os(name),
+        &|file| file.load_blocking(),
+    )
 }
 
-/// [`parse_parameters`] with the process environment passed in (tests inject their own).
+/// [`parse_parameters`] with the process environment and the environment-file reader passed in
+/// (tests inject their own environment; [`parse_mount`] defers the read).
 fn parse_with_env(
     parameters: &Parameters,
     secrets: Option<&Parameters>,
     default_mode: u32,
     defaults: &RequestDefaults,
     env: &dyn Fn(&str) -> Option<OsString>,
+    load_cloud: LoadCloud<'_>,
 ) -> Result<MountRequest, RequestError> {
     let params = Params(parameters);
     let get = |key: &str| params.get(key);
@@ -96,7 +166,7 @@ fn parse_with_env(
         return fail("tenantId is not provided (set tenantID)");
     }
     identity::check_tenant(tenant_id)?;
-    let cloud = resolve_cloud(params, defaults, env)?;
+    let cloud = resolve_cloud(params, defaults, env, load_cloud)?;
     let tokens = match get(SERVICE_ACCOUNT_TOKENS) {
         "" => secrets
             .and_then(|s| s.get(SERVICE_ACCOUNT_TOKENS))
@@ -166,29 +236,45 @@ fn bool_error(key: &str, value: &str) -> RequestError {
     ))
 }
 
-/// `cloudName` (default `--cloud-name`); Azure Stack reads `cloudEnvFileName`, else the
-/// `AZURE_ENVIRONMENT_FILEPATH` environment variable, for this mount only.
+/// `cloudName`, else `--cloud-name`.
+fn cloud_name<'a>(params: Params<'a>, defaults: &'a RequestDefaults) -> &'a str {
+    match params.get("cloudName") {
+        "" => defaults.cloud_name.trim(),
+        name => name,
+    }
+}
+
+/// Upstream's wrapping of a cloud problem.
+fn cloud_error(name: &str, problem: &str) -> RequestError {
+    RequestError(format!(
+        "cloudName {} is not valid, error: {problem}",
+        short(name)
+    ))
+}
+
+/// `cloudName` (default `--cloud-name`); Azure Stack reads `cloudEnvFileName` (inside
+/// `--cloud-env-file-dir`), else the `AZURE_ENVIRONMENT_FILEPATH` environment variable, for this
+/// mount only. `cloudEnvFileName` is ignored for the built-in clouds, as upstream.
 fn resolve_cloud(
     params: Params<'_>,
     defaults: &RequestDefaults,
     env: &dyn Fn(&str) -> Option<OsString>,
+    load_cloud: LoadCloud<'_>,
 ) -> Result<CloudEnvironment, RequestError> {
-    let name = match params.get("cloudName") {
-        "" => defaults.cloud_name.trim(),
-        name => name,
-    };
-    let env_file = match params.get("cloudEnvFileName") {
-        "" => env(AZURE_ENVIRONMENT_FILEPATH)
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from),
-        path => Some(PathBuf::from(path)),
-    };
-    CloudEnvironment::from_name(name, env_file.as_deref()).map_err(|e| {
-        RequestError(format!(
-            "cloudName {} is not valid, error: {e}",
-            short(name)
-        ))
-    })
+    let name = cloud_name(params, defaults);
+    let fail = |problem: String| cloud_error(name, &problem);
+    if !cloud::is_azure_stack(name) {
+        return CloudEnvironment::built_in_or_error(name).map_err(fail);
+    }
+    let file = match params.get("cloudEnvFileName") {
+        "" => match env(AZURE_ENVIRONMENT_FILEPATH).filter(|p| !p.is_empty()) {
+            Some(path) => EnvFile::variable(&path),
+            None => Err(cloud::no_env_file(defaults.cloud_env_file_dir.is_some())),
+        },
+        path => EnvFile::parameter(path, defaults.cloud_env_file_dir.as_deref()),
+    }
+    .map_err(fail)?;
+    load_cloud(&file).map_err(fail)
 }
 
 /// `keyvaultName` as Key Vault accepts it: 3–24 of `[-A-Za-z0-9]`.
@@ -320,7 +406,27 @@ mod tests {
         params: &Parameters,
         secrets: Option<&Parameters>,
     ) -> Result<MountRequest, RequestError> {
-        parse_with_env(params, secrets, 0o644, &RequestDefaults::default(), &no_env)
+        parse_with_env(
+            params,
+            secrets,
+            0o644,
+            &RequestDefaults::default(),
+            &no_env,
+            &load,
+        )
+    }
+
+    fn load(file: &EnvFile) -> Result<CloudEnvironment, String> {
+        file.load_blocking()
+    }
+
+    /// Defaults with `dir` as the allowed environment-file directory.
+    fn allowing(dir: &std::path::Path, cloud_name: &str) -> RequestDefaults {
+        RequestDefaults {
+            cloud_name: cloud_name.into(),
+            cloud_env_file_dir: Some(dir.to_path_buf()),
+            ..RequestDefaults::default()
+        }
     }
 
     fn err(params: &Parameters, secrets: Option<&Parameters>) -> String {
@@ -695,43 +801,119 @@ mod tests {
         )
         .unwrap();
         let file = path.to_str().unwrap();
+        let public = allowing(dir.path(), "AzurePublicCloud");
         // From the parameter; the environment variable is not consulted.
         let p = vm(&[("cloudName", "azurestackcloud"), ("cloudEnvFileName", file)]);
-        let r = parse_with_env(&p, None, 0o644, &RequestDefaults::default(), &|_| {
-            Some("/nonexistent".into())
-        })
+        let r = parse_with_env(
+            &p,
+            None,
+            0o644,
+            &public,
+            &|_| Some("/nonexistent".into()),
+            &load,
+        )
         .unwrap();
         assert_eq!(r.vault_url(), "https://testKV.vault.stack.local/");
         assert_eq!(
             r.cloud.active_directory_endpoint,
             "https://login.stack.local/"
         );
-        // Without the parameter: AZURE_ENVIRONMENT_FILEPATH, as upstream.
+        // Outside the allowed directory (the default /etc/kubernetes): refused before any read.
+        let e = err(&p, None);
+        assert!(
+            e.contains("cloudName azurestackcloud is not valid, error: cloudEnvFileName")
+                && e.ends_with("not inside the allowed directory /etc/kubernetes"),
+            "{e}"
+        );
+        // Per-class files turned off.
+        let off = RequestDefaults {
+            cloud_env_file_dir: None,
+            ..RequestDefaults::default()
+        };
+        let e = parse_with_env(&p, None, 0o644, &off, &no_env, &load)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("--cloud-env-file-dir is empty"), "{e}");
+        // Without the parameter: AZURE_ENVIRONMENT_FILEPATH, as upstream, from any directory.
         let p = vm(&[("cloudName", "AzureStackCloud")]);
         let env = |name: &str| (name == AZURE_ENVIRONMENT_FILEPATH).then(|| OsString::from(file));
-        let r = parse_with_env(&p, None, 0o644, &RequestDefaults::default(), &env).unwrap();
+        let r = parse_with_env(&p, None, 0o644, &RequestDefaults::default(), &env, &load).unwrap();
         assert_eq!(r.cloud.key_vault_resource(), "https://vault.stack.local");
         // Neither.
         assert!(err(&p, None).contains("cloudName AzureStackCloud is not valid"));
+        let e = parse_with_env(&p, None, 0o644, &off, &no_env, &load)
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("the operator must set AZURE_ENVIRONMENT_FILEPATH"),
+            "{e}"
+        );
         // The default cloud comes from --cloud-name; a file parameter alone does not switch clouds.
         let p = vm(&[("cloudEnvFileName", file)]);
-        let defaults = RequestDefaults {
-            cloud_name: "AzureUSGovernmentCloud".into(),
-            ..RequestDefaults::default()
-        };
-        let r = parse_with_env(&p, None, 0o644, &defaults, &no_env).unwrap();
+        let gov = allowing(dir.path(), "AzureUSGovernmentCloud");
+        let r = parse_with_env(&p, None, 0o644, &gov, &no_env, &load).unwrap();
         assert_eq!(r.cloud.key_vault_dns_suffix, "vault.usgovcloudapi.net");
-        let defaults = RequestDefaults {
-            cloud_name: "AzureStackCloud".into(),
-            ..RequestDefaults::default()
-        };
+        // ... and is ignored for a built-in cloud, wherever it points (as upstream).
+        let p = vm(&[("cloudEnvFileName", "/proc/self/environ")]);
+        assert!(run(&p, None).is_ok());
+        let p = vm(&[("cloudEnvFileName", file)]);
+        let stack = allowing(dir.path(), "AzureStackCloud");
         assert_eq!(
-            parse_with_env(&p, None, 0o644, &defaults, &no_env)
+            parse_with_env(&p, None, 0o644, &stack, &no_env, &load)
                 .unwrap()
                 .cloud
                 .key_vault_dns_suffix,
             "vault.stack.local"
         );
+    }
+
+    #[tokio::test]
+    async fn parse_mount_reads_the_file_off_the_runtime_with_upstream_error_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.json");
+        std::fs::write(
+            &good,
+            r#"{"activeDirectoryEndpoint":"https://login.stack.local/","keyVaultDNSSuffix":"vault.stack.local"}"#,
+        )
+        .unwrap();
+        let defaults = allowing(dir.path(), "AzurePublicCloud");
+        let raw = |params: &Parameters| pb::MountRequest {
+            attributes: serde_json::to_string(params).unwrap(),
+            secrets: "null".into(),
+            permission: "420".into(),
+            ..Default::default()
+        };
+        let stack = |file: &str, extra: &[(&str, &str)]| {
+            let mut p = vm(&[("cloudName", "AzureStackCloud"), ("cloudEnvFileName", file)]);
+            p.extend(map(extra));
+            p
+        };
+        let good = good.to_str().unwrap();
+        let r = parse_mount(&raw(&stack(good, &[])), &defaults)
+            .await
+            .unwrap();
+        assert_eq!(r.vault_url(), "https://testKV.vault.stack.local/");
+        let missing = dir.path().join("missing.json");
+        let missing = missing.to_str().unwrap();
+        // The file's problem wins over a later one (objects), as in parse.
+        let p = stack(missing, &[("objects", "")]);
+        let sync = parse_with_env(&p, None, 0o420, &defaults, &no_env, &load)
+            .unwrap_err()
+            .0;
+        let e = parse_mount(&raw(&p), &defaults).await.unwrap_err().0;
+        assert_eq!(e, sync);
+        assert!(e.contains("no such file or directory"), "{e}");
+        // An earlier problem (no tenant) wins over the file's.
+        let mut p = stack(missing, &[]);
+        p.remove("tenantId");
+        let e = parse_mount(&raw(&p), &defaults).await.unwrap_err().0;
+        assert!(e.contains("tenantId is not provided"), "{e}");
+        // A good file and a later problem: the later problem.
+        let e = parse_mount(&raw(&stack(good, &[("objects", "")])), &defaults)
+            .await
+            .unwrap_err()
+            .0;
+        assert!(e.contains("objects is not set"), "{e}");
     }
 
     fn request(attributes: &str, secrets: &str, permission: &str) -> pb::MountRequest {
