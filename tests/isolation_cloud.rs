@@ -18,14 +18,16 @@ use support::fake::FakeAzure;
 use support::process::{BIN, ProviderProcess, under_attack};
 use tonic::Code;
 
+/// The service principal's client id (a GUID, as Entra ID issues them).
+const SP: &str = "5b000000-0000-4000-8000-0000000000c1";
 const CLIENT_SECRET: &str = "sp-secret-c10d";
 const STACK_ENV: &str = r#"{"name":"AzureStackCloud","activeDirectoryEndpoint":"https://login.stack.local/","keyVaultEndpoint":"https://vault.stack.local/","keyVaultDNSSuffix":"vault.stack.local"}"#;
 
 /// A fake with one service principal allowed to read `stackvault`'s secret `s`.
 async fn fake() -> FakeAzure {
     let fake = FakeAzure::start().await;
-    fake.add_client_secret("tid", "sp", CLIENT_SECRET);
-    fake.grant("stackvault", "sp");
+    fake.add_client_secret("tid", SP, CLIENT_SECRET);
+    fake.grant("stackvault", SP);
     fake.add_secret(
         "stackvault",
         "s",
@@ -56,7 +58,7 @@ fn attributes(cloud_name: Option<&str>, env_file: Option<&str>) -> Value {
 }
 
 fn secrets() -> Value {
-    json!({"clientid": "sp", "clientsecret": CLIENT_SECRET})
+    json!({"clientid": SP, "clientsecret": CLIENT_SECRET})
 }
 
 /// One Azure Stack mount naming `file`; the gRPC status message on failure.
