@@ -263,6 +263,28 @@ pub struct Flags {
     #[arg(long, default_value = crate::request::cloud::DEFAULT_CLOUD_ENV_FILE_DIR)]
     pub cloud_env_file_dir: String,
     // --- end of cloud environment files ---
+
+    // ---- Mount budgets and provider-wide bounds (issue #10: tenant isolation, budget part) ----
+    /// Most Key Vault requests in flight across all mounts; mounts share them first come, first
+    /// served (each mount also stays within --max-concurrent-fetches; a fetch coalesced onto an
+    /// identical one in flight takes no slot).
+    #[arg(long, default_value_t = crate::keyvault::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_total_concurrent_fetches: usize,
+
+    /// Most mounts served at once; more wait in arrival order, and fail with UNAVAILABLE if no
+    /// slot frees up before their deadline.
+    #[arg(long, default_value_t = crate::provider::DEFAULT_MAX_IN_FLIGHT_MOUNTS)]
+    pub max_in_flight_mounts: usize,
+
+    /// Largest answer one mount may produce, in bytes (file contents, paths, ids and versions),
+    /// enforced as files arrive. The default is the driver's default gRPC receive limit (4 MiB).
+    #[arg(long, default_value_t = crate::provider::MAX_RESPONSE_BYTES)]
+    pub max_response_bytes: usize,
+
+    /// Largest Key Vault response body read, in bytes, per HTTP exchange (list pages included).
+    #[arg(long, default_value_t = crate::keyvault::MAX_RESPONSE_BODY_BYTES)]
+    pub max_keyvault_response_bytes: usize,
+    // ---- end of the budget block ----
     /// Extra PEM CA bundle trusted for Azure endpoints, in addition to the system store.
     #[arg(long)]
     pub extra_ca_file: Option<std::path::PathBuf>,
@@ -393,6 +415,8 @@ impl Flags {
                 write_cert_and_key_in_separate_files: self.write_cert_and_key_in_separate_files,
             },
             max_concurrent_fetches: self.max_concurrent_fetches.max(1),
+            max_in_flight_mounts: self.max_in_flight_mounts.max(1),
+            max_response_bytes: self.max_response_bytes,
             auth: crate::auth::AuthOptions {
                 token_proxy_url: Some(self.token_proxy_url.clone()).filter(|s| !s.is_empty()),
                 sni_name: Some(self.sni_name.clone()).filter(|s| !s.is_empty()),
@@ -401,6 +425,8 @@ impl Flags {
             },
             keyvault: KeyVaultOptions {
                 cache_ttl: self.cache_ttl,
+                max_response_body_bytes: self.max_keyvault_response_bytes.max(1),
+                max_concurrent_requests: self.max_total_concurrent_fetches.max(1),
                 ..defaults.keyvault
             },
         }
@@ -430,6 +456,10 @@ mod tests {
             .unwrap()
             .flags;
         assert_eq!(off.request_defaults().cloud_env_file_dir, None);
+        assert_eq!(f.max_total_concurrent_fetches, 128);
+        assert_eq!(f.max_in_flight_mounts, 128);
+        assert_eq!(f.max_response_bytes, 4 * 1024 * 1024);
+        assert_eq!(f.max_keyvault_response_bytes, 1024 * 1024);
     }
 
     #[test]

@@ -4,16 +4,35 @@
 //! A mount succeeds whole or fails whole: the first failing object fails the mount, nothing
 //! partial is returned. Errors are gRPC statuses whose message names the object
 //! (`objectType/objectName`) and the problem, and never carries secret material.
+//!
+//! What one mount may take from the others is bounded:
+//! - the response budget ([`ProviderOptions::max_response_bytes`], the driver's 4 MiB gRPC limit
+//!   by default) is charged as each file arrives, paths, ids and versions included; the first
+//!   object that passes it fails the mount with `RESOURCE_EXHAUSTED` and the fetches still
+//!   outstanding are dropped (and aborted, unless another mount waits for the same fetch);
+//! - Key Vault calls of one mount ([`ProviderOptions::max_concurrent_fetches`]) and Key Vault
+//!   requests of all mounts together (`KeyVaultOptions::max_concurrent_requests`,
+//!   `--max-total-concurrent-fetches`) are bounded by FIFO semaphores, the per-mount one taken
+//!   first, so one mount with 1,000 objects queues at most its own share ahead of another
+//!   mount's first fetch (a fetch coalesced onto one in flight takes no provider-wide slot);
+//! - mounts served at once ([`ProviderOptions::max_in_flight_mounts`]) wait in FIFO order for a
+//!   slot; a mount that gets no slot (or no fetch slot) before its deadline fails with
+//!   `UNAVAILABLE`;
+//! - content conversion (PFX → PEM, chain ordering, JWK → PEM, certificate expiry parsing) runs
+//!   on the bounded blocking pool ([`crate::blocking`]), after the fetch slots are released;
+//!   plain secrets without PEM, up to [`INLINE_CONTENT_BYTES`], are copied inline.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use std::sync::Mutex;
+
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use crate::auth::{AuthOptions, Identities};
-use crate::content::{self, ContentOptions, RenderedFile};
+use crate::blocking::{self, BlockingError};
+use crate::content::{self, ContentOptions, JsonWebKey, RenderedFile, SecretBundle};
 use crate::keyvault::{
     KeyVaultOptions, KvError, KvErrorKind, VaultClient, VaultClients, VersionInfo,
 };
@@ -23,8 +42,29 @@ use crate::server::MountHandler;
 use crate::telemetry::metrics;
 use crate::transport::Transport;
 
-/// The driver's default gRPC receive limit: a larger response cannot be delivered.
+/// The driver's default gRPC receive limit: a larger response cannot be delivered. Default of
+/// `--max-response-bytes`.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// Kept back from the response budget for the gRPC and protobuf framing of the whole answer.
+const RESPONSE_RESERVE_BYTES: usize = 4 * 1024;
+/// Charged per file on top of its path, contents, id and version: the protobuf framing of one
+/// `File` and one `ObjectVersion` entry (tags, lengths, mode), rounded up.
+const PER_FILE_OVERHEAD_BYTES: usize = 32;
+/// Fetches of one mount in flight before its first file arrives (its sizes are unknown until
+/// then); afterwards the budget paces them (see `ResponseBudget`).
+const BUDGET_FIRST_WINDOW: usize = 16;
+/// Most files one answer may hold: every object version of a mount (at most
+/// [`request::MAX_FILES_PER_MOUNT`]) written as `.crt`, `.key` and the main file.
+pub const MAX_RESPONSE_FILES: usize = 3 * crate::request::MAX_FILES_PER_MOUNT;
+/// Default of `--max-in-flight-mounts`: mounts served at once; more wait for a slot. Above the
+/// kubelet's default of 110 pods per node, so a node where every pod mounts at once (node boot)
+/// is served in one round and their identical fetches still coalesce.
+pub const DEFAULT_MAX_IN_FLIGHT_MOUNTS: usize = 128;
+/// A plain secret (no certificate behind it, no PEM in it) up to this size is turned into its
+/// file inline: a copy or a base64/hex decode of 8 KiB stays under a millisecond even in a debug
+/// build on a loaded machine, and covers passwords, keys and connection strings. Anything larger
+/// or needing conversion goes to the blocking pool.
+pub const INLINE_CONTENT_BYTES: usize = 8 * 1024;
 /// A Kubernetes Secret holds at most 1 MiB: larger mounts cannot be synced (warning only).
 pub const SECRET_SYNC_WARN_BYTES: usize = 1024 * 1024;
 /// Deadline when the caller sent none (kubelet's CSI timeout is 2 minutes).
@@ -39,6 +79,10 @@ pub struct ProviderOptions {
     pub content: ContentOptions,
     /// Most Key Vault calls of one mount in flight at once.
     pub max_concurrent_fetches: usize,
+    /// Most mounts served at once; more wait (FIFO) until their deadline.
+    pub max_in_flight_mounts: usize,
+    /// Largest answer one mount may produce (files, paths, ids and versions included).
+    pub max_response_bytes: usize,
     pub auth: AuthOptions,
     pub keyvault: KeyVaultOptions,
 }
@@ -49,6 +93,8 @@ impl Default for ProviderOptions {
             request: RequestDefaults::default(),
             content: ContentOptions::default(),
             max_concurrent_fetches: 64,
+            max_in_flight_mounts: DEFAULT_MAX_IN_FLIGHT_MOUNTS,
+            max_response_bytes: MAX_RESPONSE_BYTES,
             auth: AuthOptions::default(),
             keyvault: KeyVaultOptions::default(),
         }
@@ -61,6 +107,160 @@ pub struct Provider {
     options: ProviderOptions,
     identities: Identities,
     vaults: VaultClients,
+    /// Mounts being served.
+    mount_slots: Semaphore,
+}
+
+/// What the Key Vault answered for one object version, before conversion.
+enum FetchedContent {
+    Secret(SecretBundle),
+    Key(JsonWebKey),
+    Cert(Vec<u8>),
+}
+
+impl FetchedContent {
+    /// Cheap enough to convert on the runtime (see [`INLINE_CONTENT_BYTES`]).
+    fn is_cheap(&self) -> bool {
+        match self {
+            FetchedContent::Secret(bundle) => {
+                let cert_backed = bundle.kid.as_deref().is_some_and(|kid| !kid.is_empty());
+                let value = bundle.value.as_ref().map(|v| v.expose().as_bytes());
+                !cert_backed
+                    && value.is_none_or(|v| {
+                        v.len() <= INLINE_CONTENT_BYTES
+                            && !v.windows(10).any(|w| w == b"-----BEGIN")
+                    })
+            }
+            FetchedContent::Key(_) | FetchedContent::Cert(_) => false,
+        }
+    }
+
+    fn render(
+        self,
+        object: (request::ObjectFormat, request::ObjectEncoding),
+        options: &ContentOptions,
+    ) -> Result<content::Rendered, content::ContentError> {
+        match self {
+            FetchedContent::Secret(bundle) => {
+                content::render_secret(&bundle, object.0, object.1, options)
+            }
+            FetchedContent::Key(jwk) => content::render_key(&jwk).map(single_file),
+            FetchedContent::Cert(der) => Ok(single_file(content::render_certificate(&der))),
+        }
+    }
+}
+
+/// The answer's size so far, charged as files arrive, and the fetches that may still add to it.
+///
+/// Besides failing the object that passes the budget, it paces the mount: a new fetch starts only
+/// while the bytes charged plus one largest-file-so-far for each fetch in flight (the new one
+/// included) still fit, or when nothing else is in flight. A mount of small files is never
+/// slowed; a mount of large ones that cannot fit stops after about one budget's worth of
+/// fetches, not after a full window of concurrent ones.
+struct ResponseBudget {
+    max_bytes: usize,
+    state: Mutex<BudgetState>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct BudgetState {
+    bytes: usize,
+    files: usize,
+    in_flight: usize,
+    /// The largest object (all its files) charged so far.
+    largest: usize,
+}
+
+/// A fetch admitted by [`ResponseBudget::admit`]; leaves the in-flight count when dropped.
+struct Admitted<'a>(&'a ResponseBudget);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+        self.0.changed.notify_waiters();
+    }
+}
+
+impl ResponseBudget {
+    fn new(max_response_bytes: usize) -> Self {
+        Self {
+            max_bytes: max_response_bytes.saturating_sub(RESPONSE_RESERVE_BYTES),
+            state: Mutex::default(),
+            changed: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BudgetState> {
+        // Plain counters: a panic elsewhere cannot leave them inconsistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until one more fetch may be in flight (see the type's doc).
+    async fn admit(&self) -> Admitted<'_> {
+        loop {
+            let notified = self.changed.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.lock();
+                let projected = state
+                    .bytes
+                    .saturating_add((state.in_flight + 1).saturating_mul(state.largest));
+                let admit = if state.files == 0 {
+                    // Sizes unknown yet: a first window, widened as soon as files arrive.
+                    state.in_flight < BUDGET_FIRST_WINDOW
+                } else {
+                    projected <= self.max_bytes
+                };
+                if state.in_flight == 0 || admit {
+                    state.in_flight += 1;
+                    return Admitted(self);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Charges `files` of `object`; the object that passes the budget fails the mount.
+    fn charge(&self, object: &ObjectSpec, files: &[MountedFile]) -> Result<(), Status> {
+        let bytes: usize = files
+            .iter()
+            .map(|f| {
+                f.contents.len()
+                    + f.path.len()
+                    + f.id.len()
+                    + f.version.len()
+                    + PER_FILE_OVERHEAD_BYTES
+            })
+            .sum();
+        let (total_bytes, total_files) = {
+            let mut state = self.lock();
+            state.bytes = state.bytes.saturating_add(bytes);
+            state.files += files.len();
+            state.largest = state.largest.max(bytes);
+            (state.bytes, state.files)
+        };
+        self.changed.notify_waiters();
+        if total_bytes > self.max_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "object {object}: with its {bytes} bytes the mount's answer passes {total_bytes} bytes, above the {} bytes the driver accepts (--max-response-bytes; the driver's default gRPC limit is 4 MiB); split the SecretProviderClass",
+                self.max_bytes + RESPONSE_RESERVE_BYTES
+            )));
+        }
+        if total_files > MAX_RESPONSE_FILES {
+            return Err(Status::resource_exhausted(format!(
+                "object {object}: the mount's answer passes {MAX_RESPONSE_FILES} files; split the SecretProviderClass"
+            )));
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
 }
 
 /// One file of the answer, with the object-version entry that goes with it.
@@ -76,10 +276,13 @@ impl Provider {
     pub fn new(transport: Transport, options: ProviderOptions) -> Self {
         let identities = Identities::new(transport.clone(), options.auth.clone());
         let vaults = VaultClients::new(transport, options.keyvault.clone());
+        // tokio's semaphores are fair: waiters are served in the order they asked.
+        let mount_slots = Semaphore::new(options.max_in_flight_mounts.max(1));
         Self {
             options,
             identities,
             vaults,
+            mount_slots,
         }
     }
 
@@ -96,7 +299,7 @@ impl Provider {
             .await
             .map_err(|e| Status::invalid_argument(e.0));
         let outcome = match &parsed {
-            Ok(request) => self.mount_request(request, deadline).await,
+            Ok(request) => self.mount_in_slot(request, deadline).await,
             Err(status) => Err(status.clone()),
         };
         let seconds = started.elapsed().as_secs_f64();
@@ -106,7 +309,8 @@ impl Provider {
         outcome
     }
 
-    async fn mount_request(
+    /// Waits (FIFO, until `deadline`) for one of the `--max-in-flight-mounts` slots, then serves.
+    async fn mount_in_slot(
         &self,
         request: &MountRequest,
         deadline: Instant,
@@ -114,6 +318,42 @@ impl Provider {
         if request.objects.is_empty() {
             return Ok(pb::MountResponse::default());
         }
+        let _slot = match tokio::time::timeout_at(deadline, self.mount_slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return Err(Status::internal("mount limiter closed")),
+            Err(_) => {
+                return Err(Status::unavailable(format!(
+                    "the provider is serving its limit of {} mounts at once (--max-in-flight-mounts) and no slot became free before the mount deadline; the driver will retry",
+                    self.options.max_in_flight_mounts.max(1)
+                )));
+            }
+        };
+        self.mount_request(request, deadline).await
+    }
+
+    /// One of the mount's own fetch slots, before `deadline` (the provider-wide Key Vault
+    /// request slot is taken by the client, per request sent).
+    async fn fetch_slot<'a>(
+        &self,
+        object: &ObjectSpec,
+        limit: &'a Semaphore,
+        deadline: Instant,
+    ) -> Result<SemaphorePermit<'a>, Status> {
+        tokio::time::timeout_at(deadline, limit.acquire())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "object {object}: the mount deadline passed while its other objects were being fetched"
+                ))
+            })?
+            .map_err(|_| Status::internal("fetch limiter closed"))
+    }
+
+    async fn mount_request(
+        &self,
+        request: &MountRequest,
+        deadline: Instant,
+    ) -> Result<pb::MountResponse, Status> {
         // Auth errors already name the mode, the status and Entra's error code.
         let identity = self
             .identities
@@ -124,21 +364,24 @@ impl Provider {
             .vaults
             .client(&identity, &request.vault_url())
             .map_err(|e| kv_status(None, &e))?;
-        let limit = Arc::new(Semaphore::new(self.options.max_concurrent_fetches.max(1)));
-        // All objects start at once; the semaphore bounds the Key Vault calls in flight.
+        let limit = Semaphore::new(self.options.max_concurrent_fetches.max(1));
+        let budget = ResponseBudget::new(self.options.max_response_bytes);
+        let job = MountJob {
+            request,
+            client: &client,
+            limit: &limit,
+            budget: &budget,
+            deadline,
+        };
+        // All objects start at once; the semaphores bound the Key Vault calls in flight. The
+        // first error (an object passing the budget included) drops every outstanding fetch.
         let mut fetches = Vec::with_capacity(request.objects.len());
         for object in &request.objects {
-            fetches.push(self.mount_object(request, &client, object, &limit, deadline));
+            fetches.push(self.mount_object(&job, object));
         }
         let per_object: Vec<Vec<MountedFile>> = futures::future::try_join_all(fetches).await?;
         let files: Vec<MountedFile> = per_object.into_iter().flatten().collect();
-        let total: usize = files.iter().map(|f| f.contents.len() + f.path.len()).sum();
-        if total > MAX_RESPONSE_BYTES - 64 * 1024 {
-            return Err(Status::resource_exhausted(format!(
-                "mount of {} files is {total} bytes, above what the driver accepts by default (4 MiB gRPC limit); split the SecretProviderClass",
-                files.len()
-            )));
-        }
+        let total = budget.bytes();
         if total > SECRET_SYNC_WARN_BYTES {
             tracing::warn!(
                 bytes = total,
@@ -151,34 +394,19 @@ impl Provider {
     /// Every file of one object (several for version history or separate cert/key files).
     async fn mount_object(
         &self,
-        request: &MountRequest,
-        client: &VaultClient,
+        job: &MountJob<'_>,
         object: &ObjectSpec,
-        limit: &Semaphore,
-        deadline: Instant,
     ) -> Result<Vec<MountedFile>, Status> {
         if !object.is_multi_version() {
             let base = object.file_name().to_string();
             return self
-                .fetch_version(
-                    request,
-                    client,
-                    object,
-                    &object.version,
-                    base,
-                    object.id(),
-                    limit,
-                    deadline,
-                )
+                .fetch_version(job, object, &object.version, base, object.id())
                 .await;
         }
         let listed = {
-            let _permit = limit
-                .acquire()
-                .await
-                .map_err(|_| Status::internal("fetch limiter closed"))?;
-            client
-                .list_versions(object.object_type, &object.name, deadline)
+            let _permits = self.fetch_slot(object, job.limit, job.deadline).await?;
+            job.client
+                .list_versions(object.object_type, &object.name, job.deadline)
                 .await
                 .map_err(|e| kv_status(Some(object), &e))?
         };
@@ -188,70 +416,61 @@ impl Provider {
         for (index, version) in chosen.iter().enumerate() {
             let base = format!("{}/{index}", object.file_name());
             let id = format!("{}/{index}", object.id());
-            fetches.push(
-                self.fetch_version(request, client, object, version, base, id, limit, deadline),
-            );
+            fetches.push(self.fetch_version(job, object, version, base, id));
         }
         let files: Vec<Vec<MountedFile>> = futures::future::try_join_all(fetches).await?;
         Ok(files.into_iter().flatten().collect())
     }
 
-    /// Fetches one version of an object and renders its files under `base`.
-    #[allow(clippy::too_many_arguments)]
+    /// Fetches one version of an object, renders its files under `base` and charges them to the
+    /// mount's response budget.
     async fn fetch_version(
         &self,
-        request: &MountRequest,
-        client: &VaultClient,
+        job: &MountJob<'_>,
         object: &ObjectSpec,
         version: &str,
         base: String,
         id: String,
-        limit: &Semaphore,
-        deadline: Instant,
     ) -> Result<Vec<MountedFile>, Status> {
+        let (client, deadline, request) = (job.client, job.deadline, job.request);
         let fetch_error = |e: KvError| kv_status(Some(object), &e);
-        let content_error =
-            |e: content::ContentError| Status::failed_precondition(format!("object {object}: {e}"));
-        let (rendered, fetched_version) = {
-            let _permit = limit
-                .acquire()
-                .await
-                .map_err(|_| Status::internal("fetch limiter closed"))?;
+        let permit = self.fetch_slot(object, job.limit, deadline).await?;
+        // Counted in flight until its files are charged.
+        let admitted = tokio::time::timeout_at(deadline, job.budget.admit())
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "object {object}: the mount deadline passed while its other objects were being fetched"
+                ))
+            })?;
+        let (fetched, fetched_version) = {
             match object.object_type {
                 ObjectType::Secret => {
                     let fetched = client
                         .get_secret(&object.name, version, deadline)
                         .await
                         .map_err(fetch_error)?;
-                    let rendered = content::render_secret(
-                        &fetched.value,
-                        object.format,
-                        object.encoding,
-                        &self.options.content,
-                    )
-                    .map_err(content_error)?;
-                    (rendered, fetched.version)
+                    (FetchedContent::Secret(fetched.value), fetched.version)
                 }
                 ObjectType::Key => {
                     let fetched = client
                         .get_key(&object.name, version, deadline)
                         .await
                         .map_err(fetch_error)?;
-                    let pem = content::render_key(&fetched.value).map_err(content_error)?;
-                    (single_file(pem), fetched.version)
+                    (FetchedContent::Key(fetched.value), fetched.version)
                 }
                 ObjectType::Cert => {
                     let fetched = client
                         .get_certificate(&object.name, version, deadline)
                         .await
                         .map_err(fetch_error)?;
-                    (
-                        single_file(content::render_certificate(&fetched.value)),
-                        fetched.version,
-                    )
+                    (FetchedContent::Cert(fetched.value), fetched.version)
                 }
             }
         };
+        // The fetch slot is free again: conversion waits for the blocking pool, not for Key Vault.
+        drop(permit);
+        let rendered = self.render(object, fetched).await?;
         for warning in &rendered.warnings {
             tracing::warn!(object = %object, "{warning}");
         }
@@ -264,7 +483,7 @@ impl Provider {
             );
         }
         let mode = object.file_mode.unwrap_or(request.default_mode);
-        Ok(rendered
+        let files: Vec<MountedFile> = rendered
             .files
             .into_iter()
             .map(|file| MountedFile {
@@ -274,8 +493,45 @@ impl Provider {
                 id: id.clone(),
                 version: fetched_version.clone(),
             })
-            .collect())
+            .collect();
+        job.budget.charge(object, &files)?;
+        drop(admitted);
+        Ok(files)
     }
+
+    /// Converts fetched content to files: inline when cheap, else on the bounded blocking pool.
+    async fn render(
+        &self,
+        object: &ObjectSpec,
+        fetched: FetchedContent,
+    ) -> Result<content::Rendered, Status> {
+        let content_error =
+            |e: content::ContentError| Status::failed_precondition(format!("object {object}: {e}"));
+        let shape = (object.format, object.encoding);
+        let options = self.options.content;
+        if fetched.is_cheap() {
+            return fetched.render(shape, &options).map_err(content_error);
+        }
+        match blocking::run(move || fetched.render(shape, &options)).await {
+            Ok(rendered) => rendered.map_err(content_error),
+            Err(BlockingError::TimedOut(limit)) => Err(Status::resource_exhausted(format!(
+                "object {object}: converting its content did not finish within {limit:?} (--blocking-timeout; the blocking pool is busy or the content is too expensive to convert)"
+            ))),
+            Err(BlockingError::Panicked) => Err(Status::internal(format!(
+                "object {object}: converting its content failed unexpectedly"
+            ))),
+        }
+    }
+}
+
+/// What every fetch of one mount shares.
+struct MountJob<'a> {
+    request: &'a MountRequest,
+    client: &'a VaultClient,
+    /// The mount's own `--max-concurrent-fetches` slots.
+    limit: &'a Semaphore,
+    budget: &'a ResponseBudget,
+    deadline: Instant,
 }
 
 #[async_trait::async_trait]
@@ -442,7 +698,7 @@ fn log_mount(
             objects,
             duration_ms,
             result,
-            error = status.message(),
+            error = %crate::text::status_message(status.message()),
             "mount failed"
         ),
     }
@@ -495,6 +751,64 @@ mod tests {
                 .contains("objectVersion a")
         );
         assert!(choose_versions(vec![v("a", 1, false)], "", 2).is_err());
+    }
+
+    fn spec(name: &str) -> ObjectSpec {
+        request::parse_objects(&format!(
+            "array:\n  - |\n    objectName: {name}\n    objectType: secret\n"
+        ))
+        .unwrap()
+        .remove(0)
+    }
+
+    fn file(bytes: usize) -> MountedFile {
+        MountedFile {
+            path: String::new(),
+            mode: 0o644,
+            contents: vec![0; bytes - PER_FILE_OVERHEAD_BYTES],
+            id: String::new(),
+            version: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_budget_fails_the_object_that_passes_it() {
+        let budget = ResponseBudget::new(RESPONSE_RESERVE_BYTES + 1000);
+        assert!(budget.charge(&spec("a"), &[file(600)]).is_ok());
+        let err = budget.charge(&spec("b"), &[file(600)]).unwrap_err();
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(
+            err.message()
+                .starts_with("object secret/b: with its 600 bytes"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_budget_paces_fetches_by_the_largest_file_seen() {
+        let budget = ResponseBudget::new(RESPONSE_RESERVE_BYTES + 1000);
+        // Before any file: a first window of fetches.
+        let first: Vec<_> =
+            futures::future::join_all((0..BUDGET_FIRST_WINDOW).map(|_| budget.admit())).await;
+        let waiting = tokio::time::timeout(Duration::from_millis(20), budget.admit()).await;
+        assert!(waiting.is_err(), "the first window is full");
+        drop(first);
+        let one = budget.admit().await;
+        budget.charge(&spec("a"), &[file(400)]).unwrap();
+        drop(one);
+        // 400 charged, 400 largest: one more fits (800), two do not (1200).
+        let a = budget.admit().await;
+        let b = tokio::time::timeout(Duration::from_millis(20), budget.admit()).await;
+        assert!(b.is_err(), "a second concurrent fetch would not fit");
+        let waiter = budget.admit();
+        let mut waiter = std::pin::pin!(waiter);
+        assert!(futures::poll!(waiter.as_mut()).is_pending());
+        drop(a);
+        // Alone in flight, a fetch is always admitted.
+        let _b = tokio::time::timeout(Duration::from_millis(100), waiter)
+            .await
+            .expect("admitted once the other finished");
     }
 
     #[test]

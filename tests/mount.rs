@@ -480,7 +480,8 @@ async fn malformed_requests_never_take_the_provider_down() {
 #[tokio::test]
 async fn a_response_beyond_the_drivers_4_mib_limit_is_a_clear_error() {
     let (fake, provider) = setup().await;
-    let big = "v".repeat(1024 * 1024);
+    // Each value stays under the 1 MiB Key Vault response-body cap; five pass the 4 MiB budget.
+    let big = "v".repeat(900 * 1024);
     for i in 0..5 {
         fake.add_secret(VAULT, &format!("big{i}"), "v1", &big, None, None, 100, true);
     }
@@ -490,7 +491,7 @@ async fn a_response_beyond_the_drivers_4_mib_limit_is_a_clear_error() {
     let error = driver
         .mount(&wi_attributes(&yaml), None, "420")
         .await
-        .expect_err("5 MiB cannot be delivered");
+        .expect_err("4.4 MiB cannot be delivered");
     assert_eq!(error.code(), Code::ResourceExhausted);
     assert!(error.message().contains("4 MiB"), "{}", error.message());
     // Below the limit (2 MiB) the mount succeeds, with a warning about Secret sync.

@@ -19,6 +19,7 @@ use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use futures::{Stream, TryStreamExt};
 use tokio::time::Instant;
 
+use super::body_limit::BodyLimit;
 use super::coalesce::{Role, SingleFlight, TtlCache};
 use super::errors::{Failure, deadline_exceeded, missing};
 use super::exchange_metrics::ExchangeMetrics;
@@ -38,7 +39,52 @@ pub(crate) struct Shared {
     pub transport: Transport,
     pub max_attempts: u32,
     pub cache_ttl: std::time::Duration,
+    /// Largest response body read per exchange.
+    pub max_body_bytes: usize,
     pub backoff: Arc<VaultBackoff>,
+    /// Key Vault requests in flight across every client (all mounts).
+    pub requests: Arc<RequestSlots>,
+}
+
+/// The provider-wide bound on Key Vault requests in flight. Waiters are served in arrival order
+/// (tokio's semaphore is fair), so a mount with many objects queues behind, not ahead of, a
+/// mount that asked earlier. Only the request actually sent takes a slot: callers coalesced onto
+/// a fetch in flight wait for it without one.
+#[derive(Debug)]
+pub(crate) struct RequestSlots {
+    limit: usize,
+    slots: tokio::sync::Semaphore,
+}
+
+impl RequestSlots {
+    pub fn new(limit: usize) -> Self {
+        let limit = limit.max(1);
+        Self {
+            limit,
+            slots: tokio::sync::Semaphore::new(limit),
+        }
+    }
+
+    /// A slot, or an `Unavailable` error once `deadline` passes without one.
+    async fn acquire(
+        &self,
+        deadline: Instant,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, KvError> {
+        match tokio::time::timeout_at(deadline, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(KvError {
+                kind: KvErrorKind::Other,
+                message: "the Key Vault request limiter is closed".into(),
+            }),
+            Err(_) => Err(KvError {
+                kind: KvErrorKind::Unavailable,
+                message: format!(
+                    "no Key Vault request slot became free before the mount deadline: the provider is at its limit of {} concurrent Key Vault requests across all mounts (--max-total-concurrent-fetches)",
+                    self.limit
+                ),
+            }),
+        }
+    }
 }
 
 /// Secrets, keys and certificates of one vault under one identity.
@@ -119,6 +165,7 @@ impl SdkClients {
         vault_url: &str,
         credential: Arc<dyn TokenCredential>,
         transport: &Transport,
+        max_body_bytes: usize,
     ) -> Result<Self, KvError> {
         let build_error = |e: azure_core::Error| KvError {
             kind: KvErrorKind::Other,
@@ -129,6 +176,9 @@ impl SdkClients {
             options
                 .per_try_policies
                 .push(ExchangeMetrics::policy(object_type));
+            options
+                .per_try_policies
+                .push(BodyLimit::policy(max_body_bytes));
             options
         };
         let secrets = SecretClient::new(
@@ -247,7 +297,10 @@ impl<T: Clone + Send + Sync + 'static> Fetcher<T> {
                 let fetched = fetch(key.0.clone(), key.1.clone());
                 async move {
                     let result = fetched.await;
-                    if let Ok(value) = &result {
+                    // No copy of the value unless the cache keeps it.
+                    if let Ok(value) = &result
+                        && cache.enabled()
+                    {
                         cache.put(key, value.clone());
                     }
                     result
@@ -264,7 +317,12 @@ impl VaultClient {
         host: String,
         shared: Shared,
     ) -> Result<Self, KvError> {
-        let sdk = SdkClients::new(vault_url, identity.credential.clone(), &shared.transport)?;
+        let sdk = SdkClients::new(
+            vault_url,
+            identity.credential.clone(),
+            &shared.transport,
+            shared.max_body_bytes,
+        )?;
         let ttl = shared.cache_ttl;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -481,6 +539,8 @@ impl Inner {
         let mut last: Option<Failure> = None;
         loop {
             self.shared.backoff.wait(&self.host, deadline).await?;
+            // One of the provider-wide request slots for this attempt (not for the back-off).
+            let slot = self.shared.requests.acquire(deadline).await?;
             attempt += 1;
             let sdk = self.sdk();
             let primer = sdk.primer(object_type);
@@ -493,6 +553,7 @@ impl Inner {
                 outcome
             })
             .await;
+            drop(slot);
             let err = match outcome {
                 Err(_) => return Err(timed_out(last.as_ref())),
                 Ok(Ok(value)) => return Ok(value),
@@ -562,6 +623,7 @@ impl Inner {
                 &self.vault_url,
                 self.identity.credential.clone(),
                 &self.shared.transport,
+                self.shared.max_body_bytes,
             )?);
         }
         Ok(())
@@ -605,12 +667,27 @@ impl RawVersion {
     }
 }
 
-/// Every item of every page.
+/// Most versions of one object read from a listing: far above what objectVersionHistory can
+/// ask for, low enough that an object with an endless history cannot hold unbounded memory.
+pub const MAX_LISTED_VERSIONS: usize = 25_000;
+
+/// Every item of every page, at most [`MAX_LISTED_VERSIONS`].
 async fn collect<I>(
     pager: impl Stream<Item = azure_core::Result<I>>,
     to_raw: impl Fn(I) -> RawVersion,
 ) -> azure_core::Result<Vec<RawVersion>> {
-    pager.map_ok(to_raw).try_collect().await
+    let mut items = Vec::new();
+    let mut pager = std::pin::pin!(pager);
+    while let Some(item) = pager.try_next().await? {
+        if items.len() >= MAX_LISTED_VERSIONS {
+            return Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::DataConversion,
+                format!("the object has more than {MAX_LISTED_VERSIONS} versions"),
+            ));
+        }
+        items.push(to_raw(item));
+    }
+    Ok(items)
 }
 
 /// The SDK pastes names and versions into the URL path unescaped: only Key Vault's own
@@ -646,7 +723,10 @@ fn version_of(id: Option<&str>, field: &str) -> Result<String, KvError> {
 fn invalid(field: &str, id: &str) -> KvError {
     KvError {
         kind: KvErrorKind::InvalidResponse,
-        message: format!("Key Vault answer has a malformed {field} {id:?}"),
+        message: format!(
+            "Key Vault answer has a malformed {field} {:?}",
+            crate::text::echo(id)
+        ),
     }
 }
 

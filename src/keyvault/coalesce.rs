@@ -1,8 +1,11 @@
 //! Single-flight and a small TTL cache.
 //!
 //! [`SingleFlight`] runs one future per key at a time: callers asking for a key already in
-//! flight wait for that run and get a clone of its result. The run is a spawned task, so it
-//! finishes (and frees its key) even if the caller that started it gives up.
+//! flight wait for that run and get a clone of its result. The run is a spawned task, so a
+//! caller that gives up does not take the run away from the others still waiting for it; when
+//! the last waiting caller gives up (its mount failed or was cancelled), the run is aborted, so
+//! no fetch outlives every mount that wanted it. A guard frees the key whatever way the run
+//! ends (result, panic, abort): a key can never stay taken by a run that is gone.
 //! [`TtlCache`] keeps successful results for a fixed time.
 
 use std::collections::HashMap;
@@ -24,9 +27,34 @@ pub enum Role {
     Joined,
 }
 
+/// One run in flight: its shared result, the callers still waiting for it, and its task.
+struct Entry<V> {
+    /// Tells this run apart from a later run of the same key.
+    id: u64,
+    flight: Flight<V>,
+    waiters: usize,
+    task: tokio::task::AbortHandle,
+}
+
+struct Flights<K, V> {
+    next_id: u64,
+    entries: HashMap<K, Entry<V>>,
+}
+
+impl<K, V> Default for Flights<K, V> {
+    fn default() -> Self {
+        Self {
+            next_id: 0,
+            entries: HashMap::new(),
+        }
+    }
+}
+
+type FlightMap<K, V> = Arc<Mutex<Flights<K, V>>>;
+
 /// At most one run per key at a time.
 pub struct SingleFlight<K, V> {
-    flights: Arc<Mutex<HashMap<K, Flight<V>>>>,
+    flights: FlightMap<K, V>,
 }
 
 impl<K, V> Default for SingleFlight<K, V> {
@@ -40,8 +68,63 @@ impl<K, V> Default for SingleFlight<K, V> {
 impl<K, V> std::fmt::Debug for SingleFlight<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SingleFlight")
-            .field("in_flight", &lock(&self.flights).len())
+            .field("in_flight", &lock(&self.flights).entries.len())
             .finish()
+    }
+}
+
+/// Frees the key of run `id` when dropped, unless a later run holds the key by then.
+struct KeyGuard<K: Eq + Hash, V> {
+    flights: FlightMap<K, V>,
+    key: Option<K>,
+    id: u64,
+}
+
+impl<K: Eq + Hash, V> Drop for KeyGuard<K, V> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let mut flights = lock(&self.flights);
+            if flights.entries.get(&key).is_some_and(|e| e.id == self.id) {
+                flights.entries.remove(&key);
+            }
+        }
+    }
+}
+
+/// One caller waiting for run `id`; the last one to give up aborts the run.
+struct Waiter<K: Eq + Hash, V> {
+    flights: FlightMap<K, V>,
+    key: Option<K>,
+    id: u64,
+}
+
+impl<K: Eq + Hash, V> Waiter<K, V> {
+    /// The run delivered: this caller no longer counts as waiting, and aborts nothing.
+    fn finished(mut self) {
+        if let Some(key) = self.key.take() {
+            let mut flights = lock(&self.flights);
+            if let Some(entry) = flights.entries.get_mut(&key).filter(|e| e.id == self.id) {
+                entry.waiters = entry.waiters.saturating_sub(1);
+            }
+        }
+    }
+}
+
+impl<K: Eq + Hash, V> Drop for Waiter<K, V> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else {
+            return;
+        };
+        let mut flights = lock(&self.flights);
+        let Some(entry) = flights.entries.get_mut(&key).filter(|e| e.id == self.id) else {
+            return;
+        };
+        entry.waiters = entry.waiters.saturating_sub(1);
+        if entry.waiters == 0 {
+            // Nobody wants the result any more: stop the fetch and free the key now.
+            entry.task.abort();
+            flights.entries.remove(&key);
+        }
     }
 }
 
@@ -50,38 +133,73 @@ where
     K: Clone + Eq + Hash + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    /// Joins the run for `key`, or starts `start()` as a new one. `None` if the run panicked.
+    /// Joins the run for `key`, or starts `start()` as a new one. `None` if the run panicked or
+    /// was aborted.
     pub async fn run<F>(&self, key: K, start: impl FnOnce() -> F) -> (Option<V>, Role)
     where
         F: Future<Output = V> + Send + 'static,
     {
-        let (flight, role) = {
+        let (flight, role, waiter) = {
             let mut flights = lock(&self.flights);
-            match flights.get(&key) {
-                Some(flight) => (flight.clone(), Role::Joined),
+            let joined = flights.entries.get_mut(&key).map(|entry| {
+                entry.waiters += 1;
+                (entry.flight.clone(), entry.id)
+            });
+            match joined {
+                Some((flight, id)) => (flight, Role::Joined, self.waiter(key, id)),
                 None => {
-                    let flight = self.spawn(key.clone(), start());
-                    flights.insert(key, flight.clone());
-                    (flight, Role::Leader)
+                    let id = flights.next_id;
+                    flights.next_id = flights.next_id.wrapping_add(1);
+                    let (flight, task) = self.spawn(key.clone(), id, start());
+                    flights.entries.insert(
+                        key.clone(),
+                        Entry {
+                            id,
+                            flight: flight.clone(),
+                            waiters: 1,
+                            task,
+                        },
+                    );
+                    (flight, Role::Leader, self.waiter(key, id))
                 }
             }
         };
-        (flight.await, role)
+        let value = flight.await;
+        waiter.finished();
+        (value, role)
     }
 
-    /// Runs `work` on its own task; the task removes its key when done. The key is inserted by
-    /// the caller while it holds the lock, and the removal needs that lock, so it comes after.
-    fn spawn<F>(&self, key: K, work: F) -> Flight<V>
+    fn waiter(&self, key: K, id: u64) -> Waiter<K, V> {
+        Waiter {
+            flights: self.flights.clone(),
+            key: Some(key),
+            id,
+        }
+    }
+
+    /// Runs `work` on its own task. The task's guard frees the key when the task ends in any
+    /// way; the key is inserted by the caller while it holds the lock, and the removal needs that
+    /// lock, so it comes after.
+    fn spawn<F>(&self, key: K, id: u64, work: F) -> (Flight<V>, tokio::task::AbortHandle)
     where
         F: Future<Output = V> + Send + 'static,
     {
-        let flights = self.flights.clone();
+        let guard = KeyGuard {
+            flights: self.flights.clone(),
+            key: Some(key),
+            id,
+        };
         let task = tokio::spawn(async move {
-            let value = work.await;
-            lock(&flights).remove(&key);
-            value
+            let _guard = guard;
+            work.await
         });
-        async move { task.await.ok() }.boxed().shared()
+        let abort = task.abort_handle();
+        (async move { task.await.ok() }.boxed().shared(), abort)
+    }
+
+    /// Runs in flight (for tests).
+    pub fn in_flight(&self) -> usize {
+        lock(&self.flights).entries.len()
     }
 }
 
@@ -171,15 +289,69 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn run_survives_its_leader_being_dropped() {
+    async fn run_survives_its_leader_being_dropped_while_a_follower_waits() {
         let flights: Arc<SingleFlight<u8, u8>> = Arc::default();
         let leader = flights.run(1, || async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             9
         });
-        let _ = tokio::time::timeout(Duration::from_millis(5), leader).await;
-        let (v, role) = flights.run(1, || async { 0 }).await;
-        assert_eq!((v, role), (Some(9), Role::Joined));
+        let follower = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                flights.run(1, || async { 0 }).await
+            })
+        };
+        // The leader gives up mid-fetch, after the follower joined.
+        let _ = tokio::time::timeout(Duration::from_millis(40), leader).await;
+        assert_eq!(follower.await.unwrap(), (Some(9), Role::Joined));
+        assert_eq!(flights.in_flight(), 0, "the key is free once the run ended");
+    }
+
+    #[tokio::test]
+    async fn a_run_nobody_waits_for_is_aborted_and_frees_its_key() {
+        let flights: Arc<SingleFlight<u8, u8>> = Arc::default();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let leader = flights.run(1, || {
+            let finished = finished.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                9
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(10), leader).await;
+        assert_eq!(
+            flights.in_flight(),
+            0,
+            "cancelled leader freed the key at once"
+        );
+        let (v, role) =
+            tokio::time::timeout(Duration::from_millis(100), flights.run(1, || async { 3 }))
+                .await
+                .expect("a new fetch is not stuck behind the cancelled one");
+        assert_eq!((v, role), (Some(3), Role::Leader));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            0,
+            "the abandoned fetch was aborted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_run_frees_its_key() {
+        let flights: Arc<SingleFlight<u8, u8>> = Arc::default();
+        let (v, role) = flights
+            .run(1, || async {
+                tokio::task::yield_now().await;
+                panic!("fetch panicked")
+            })
+            .await;
+        assert_eq!((v, role), (None, Role::Leader));
+        assert_eq!(flights.in_flight(), 0);
+        let (v, role) = flights.run(1, || async { 4 }).await;
+        assert_eq!((v, role), (Some(4), Role::Leader));
     }
 
     #[tokio::test]

@@ -186,23 +186,34 @@ impl Failure {
     }
 }
 
-/// The service's message for an HTTP error (the SDK puts Key Vault's `error.message` there).
+/// Longest part of a service's error message kept (Key Vault's own are a sentence or two).
+const MAX_SERVICE_MESSAGE_BYTES: usize = 512;
+
+/// The service's message for an HTTP error (the SDK puts Key Vault's `error.message` there),
+/// cut to [`MAX_SERVICE_MESSAGE_BYTES`]: the answer comes from the network, not from us.
 fn http_message(err: &azure_core::Error) -> String {
     let text = err.to_string();
     if text.is_empty() {
         "(no message)".to_string()
     } else {
-        text
+        crate::text::clip(&text, MAX_SERVICE_MESSAGE_BYTES).into_owned()
     }
 }
 
 /// The error and its sources, joined; credential errors keep the identity provider's reason.
+/// Cut to [`MAX_SERVICE_MESSAGE_BYTES`] per part and twice that in all.
 fn chain(err: &azure_core::Error) -> String {
-    let mut text = err.to_string();
+    let text = full_chain(err);
+    crate::text::clip(&text, 2 * MAX_SERVICE_MESSAGE_BYTES).into_owned()
+}
+
+fn full_chain(err: &azure_core::Error) -> String {
+    let mut text = crate::text::clip(&err.to_string(), MAX_SERVICE_MESSAGE_BYTES).into_owned();
     let mut source = std::error::Error::source(err);
     while let Some(inner) = source {
         let part = inner.to_string();
-        if !text.contains(&part) {
+        let part = crate::text::clip(&part, MAX_SERVICE_MESSAGE_BYTES);
+        if !text.contains(part.as_ref()) {
             text.push_str(": ");
             text.push_str(&part);
         }

@@ -7,10 +7,14 @@
 //! failures are retried with jittered back-off, throttling honours `Retry-After` and slows every
 //! caller of the throttled vault down together; identical concurrent fetches share one request.
 //!
+//! Every response body is bounded as it is read ([`MAX_RESPONSE_BODY_BYTES`]).
+//!
 //! Submodules: `client` (SDK clients and the retry loop), `errors` (classifying SDK errors),
-//! `exchange_metrics` (a per-request metrics policy), `retry` (back-off arithmetic), `throttle` (per-vault back-off), `coalesce` (single-flight, TTL
+//! `exchange_metrics` (a per-request metrics policy), `body_limit` (the response-body cap),
+//! `retry` (back-off arithmetic), `throttle` (per-vault back-off), `coalesce` (single-flight, TTL
 //! cache).
 
+mod body_limit;
 mod client;
 pub mod coalesce;
 mod errors;
@@ -25,6 +29,7 @@ use std::time::Duration;
 use crate::auth::{IdentityKey, ResolvedIdentity};
 use crate::transport::Transport;
 
+pub use body_limit::MAX_RESPONSE_BODY_BYTES;
 pub use client::VaultClient;
 
 /// A fetched value with the Key Vault version id it came from (last segment of `id`/`kid`).
@@ -53,7 +58,18 @@ pub struct KeyVaultOptions {
     /// How long a fetched object is served again without asking Key Vault (per identity and
     /// vault); zero turns the cache off.
     pub cache_ttl: Duration,
+    /// Largest response body read per HTTP exchange ([`MAX_RESPONSE_BODY_BYTES`] by default).
+    pub max_response_body_bytes: usize,
+    /// Most Key Vault requests in flight across all clients, i.e. all mounts
+    /// ([`DEFAULT_MAX_CONCURRENT_REQUESTS`] by default); shared first come, first served.
+    pub max_concurrent_requests: usize,
 }
+
+/// Default of `--max-total-concurrent-fetches`: Key Vault requests in flight across all mounts.
+/// Twice one mount's own default cap (`--max-concurrent-fetches` 64), so one large mount leaves
+/// room for others, while a node's in-flight response bodies stay bounded (each at most
+/// [`MAX_RESPONSE_BODY_BYTES`]).
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 128;
 
 impl Default for KeyVaultOptions {
     fn default() -> Self {
@@ -61,6 +77,8 @@ impl Default for KeyVaultOptions {
             max_attempts: 5,
             max_clients: 1024,
             cache_ttl: Duration::ZERO,
+            max_response_body_bytes: MAX_RESPONSE_BODY_BYTES,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }
@@ -109,7 +127,9 @@ impl VaultClients {
             transport,
             max_attempts: options.max_attempts,
             cache_ttl: options.cache_ttl,
+            max_body_bytes: options.max_response_body_bytes.max(1),
             backoff: Arc::default(),
+            requests: Arc::new(client::RequestSlots::new(options.max_concurrent_requests)),
         };
         Self {
             shared,
@@ -189,7 +209,11 @@ impl VaultClients {
 fn normalize(vault_url: &str) -> Result<(String, String), KvError> {
     let invalid = |why: &str| KvError {
         kind: KvErrorKind::Other,
-        message: format!("invalid vault URL {vault_url:?}: {why}"),
+        message: format!(
+            "invalid vault URL {:?}: {}",
+            crate::text::echo(vault_url),
+            crate::text::echo(why)
+        ),
     };
     let url = url::Url::parse(vault_url).map_err(|e| invalid(&e.to_string()))?;
     let host = url

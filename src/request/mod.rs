@@ -24,7 +24,8 @@ pub use identity::{
     token_for_audience,
 };
 pub use objects::{
-    MAX_PATH, MAX_PATH_ELEMENT, parse_objects, validate_file_name, validate_key_vault_id,
+    MAX_FILES_PER_MOUNT, MAX_PATH, MAX_PATH_ELEMENT, parse_objects, validate_file_name,
+    validate_key_vault_id,
 };
 pub use parse::{parse, parse_mount, parse_parameters, validate_vault_name};
 

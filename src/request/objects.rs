@@ -22,6 +22,11 @@ pub const MAX_PATH_ELEMENT: usize = 255;
 pub const MAX_PATH: usize = 4096;
 /// Longest Key Vault object name.
 const MAX_KEY_VAULT_NAME: usize = 127;
+/// Most object versions (files before the optional `.crt`/`.key` split) one mount may ask for:
+/// the sum over its objects of `objectVersionHistory` (1 for an object without history). A
+/// mount over it is refused before anything is fetched; 1,000 entries stay well within the
+/// driver's 4 MiB response at Key Vault's typical value sizes.
+pub const MAX_FILES_PER_MOUNT: usize = 1000;
 
 #[derive(Deserialize)]
 struct ObjectsDocument {
@@ -65,8 +70,28 @@ pub fn parse_objects(yaml: &str) -> Result<Vec<ObjectSpec>, RequestError> {
         .enumerate()
         .map(|(i, item)| parse_object(i, item))
         .collect::<Result<Vec<_>, _>>()?;
+    check_file_count(&objects)?;
     check_collisions(&objects)?;
     Ok(objects)
+}
+
+/// Refuses a mount whose objects × versions exceed [`MAX_FILES_PER_MOUNT`], naming the object
+/// at which the count passes the limit.
+fn check_file_count(objects: &[ObjectSpec]) -> Result<(), RequestError> {
+    let mut files = 0usize;
+    for object in objects {
+        files += object.version_history.max(1) as usize;
+        if files > MAX_FILES_PER_MOUNT {
+            let total: usize = objects
+                .iter()
+                .map(|o| o.version_history.max(1) as usize)
+                .sum();
+            return Err(RequestError(format!(
+                "object {object}: the mount asks for {total} object versions (objects × objectVersionHistory), more than the limit of {MAX_FILES_PER_MOUNT}; split the SecretProviderClass or lower objectVersionHistory"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
@@ -795,5 +820,32 @@ array:
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn objects_times_versions_is_capped_before_any_fetch() {
+        let item = |i: usize, history: u32| {
+            format!("objectName: s{i}\nobjectType: secret\nobjectVersionHistory: {history}\n")
+        };
+        let list = |items: &[String]| {
+            let mut yaml = String::from("array:\n");
+            for item in items {
+                yaml.push_str("  - |\n");
+                for line in item.lines() {
+                    yaml.push_str(&format!("    {line}\n"));
+                }
+            }
+            yaml
+        };
+        let within: Vec<String> = (0..10).map(|i| item(i, 100)).collect();
+        assert_eq!(parse_objects(&list(&within)).unwrap().len(), 10);
+        let over: Vec<String> = (0..11).map(|i| item(i, 100)).collect();
+        let e = parse_objects(&list(&over)).unwrap_err().0;
+        assert!(
+            e.starts_with("object secret/s10:") && e.contains("1100 object versions"),
+            "{e}"
+        );
+        let plain: Vec<String> = (0..MAX_OBJECTS).map(|i| item(i, 1)).collect();
+        assert_eq!(parse_objects(&list(&plain)).unwrap().len(), MAX_OBJECTS);
     }
 }

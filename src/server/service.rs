@@ -1,5 +1,9 @@
 //! The `v1alpha1.CSIDriverProvider` service: `Version` answers by itself, `Mount` hands the request
 //! and the caller's deadline (from `grpc-timeout`) to the [`MountHandler`].
+//!
+//! This is where every status of ours leaves the provider, so the one size rule for status
+//! messages ([`crate::text::status_message`], at most 4 KiB) is applied here, whatever produced
+//! the status.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +54,16 @@ impl pb::csi_driver_provider_server::CsiDriverProvider for ProviderService {
             .mount(request.into_inner(), deadline)
             .await
             .map(Response::new)
+            .map_err(|status| capped(&status))
+    }
+}
+
+/// `status` with its message cut to [`crate::text::MAX_STATUS_BYTES`] (code kept; details and
+/// metadata, which we never set, dropped).
+pub fn capped(status: &Status) -> Status {
+    match crate::text::status_message(status.message()) {
+        std::borrow::Cow::Borrowed(_) => status.clone(),
+        std::borrow::Cow::Owned(message) => Status::new(status.code(), message),
     }
 }
 
@@ -76,6 +90,17 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_messages_leave_within_4_kib() {
+        let huge = Status::invalid_argument(format!("tenantId {}", "x".repeat(900_000)));
+        let out = capped(&huge);
+        assert_eq!(out.code(), tonic::Code::InvalidArgument);
+        assert!(out.message().len() <= crate::text::MAX_STATUS_BYTES);
+        assert!(out.message().starts_with("tenantId xxx"));
+        let small = Status::not_found("object secret/a: not found");
+        assert_eq!(capped(&small).message(), small.message());
+    }
 
     #[test]
     fn grpc_timeout_units() {
