@@ -16,14 +16,17 @@ use tonic::Code;
 
 const VAULT: &str = "budgetvault";
 const OTHER_VAULT: &str = "othervault";
+/// Service principals of the two tenants (client ids are GUIDs).
+const SP: &str = "5b000000-0000-4000-8000-0000000000b1";
+const SP2: &str = "5b000000-0000-4000-8000-0000000000b2";
 
 /// A fake with two tenants' service principals, each granted its own vault.
 async fn fake() -> FakeAzure {
     let fake = FakeAzure::start().await;
-    fake.add_client_secret("tid", "sp", "sp-secret-9f1");
-    fake.grant(VAULT, "sp");
-    fake.add_client_secret("tid", "sp2", "sp2-secret-4c7");
-    fake.grant(OTHER_VAULT, "sp2");
+    fake.add_client_secret("tid", SP, "sp-secret-9f1");
+    fake.grant(VAULT, SP);
+    fake.add_client_secret("tid", SP2, "sp2-secret-4c7");
+    fake.grant(OTHER_VAULT, SP2);
     fake
 }
 
@@ -48,11 +51,11 @@ fn attributes(vault: &str, objects: &str) -> Value {
 }
 
 fn secrets() -> Value {
-    json!({"clientid": "sp", "clientsecret": "sp-secret-9f1"})
+    json!({"clientid": SP, "clientsecret": "sp-secret-9f1"})
 }
 
 fn other_secrets() -> Value {
-    json!({"clientid": "sp2", "clientsecret": "sp2-secret-4c7"})
+    json!({"clientid": SP2, "clientsecret": "sp2-secret-4c7"})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
