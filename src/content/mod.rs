@@ -7,7 +7,7 @@
 //! prefixes them with the object's name.
 //!
 //! Submodules: `encoding` (base64/hex), `pem` (Go-compatible PEM), `pfx` + `nil_password` (PKCS#12 and key
-//! re-marshalling), `chain` (leaf → root ordering), `key` (JWK → PEM), `curve`.
+//! re-marshalling), `pfx_limits` (PKCS#12 limits checked before any key derivation), `chain` (leaf → root ordering), `key` (JWK → PEM), `curve`.
 
 mod chain;
 mod curve;
@@ -16,6 +16,11 @@ mod key;
 mod nil_password;
 mod pem;
 mod pfx;
+pub mod pfx_limits;
+/// Hostile PKCS#12 test files, shared with `tests/isolation_pkcs12.rs`.
+#[cfg(test)]
+#[path = "../../tests/pkcs12_der/mod.rs"]
+mod pkcs12_der;
 
 use crate::request::{ObjectEncoding, ObjectFormat};
 use crate::sensitive::Sensitive;
