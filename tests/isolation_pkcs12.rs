@@ -133,3 +133,54 @@ async fn scrypt_bomb_as_clientcert_fails_fast_and_isolated() {
     assert!(message.contains(expected), "{message}");
     report.assert_isolated(Duration::from_secs(2));
 }
+
+/// A PEM "bundle" that made Go's PEM algorithm quadratic (every BEGIN line rescanned the rest of
+/// the input for an END): 200 KB of BEGIN lines as a plain secret (every secret's file is scanned
+/// for certificates for the expiry metric) and as a certificate-backed PEM secret. Before the
+/// linear decoder, 360 KB took 201 s of one runtime thread (debug build).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quadratic_pem_bundle_is_decoded_in_linear_time() {
+    let fake = FakeAzure::start().await;
+    fake.add_client_secret("tid", "sp", "sp-secret-9f1");
+    fake.grant(VAULT, "sp");
+    let bundle = "-----BEGIN A-----\n".repeat(11_000);
+    fake.add_secret(VAULT, "plain", "v1", &bundle, None, None, 100, true);
+    let kid = format!("{KID}pem/v1");
+    fake.add_secret(
+        VAULT,
+        "pem",
+        "v1",
+        &bundle,
+        Some("application/x-pem-file"),
+        Some(&kid),
+        100,
+        true,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("azure.sock");
+    let provider = ProviderProcess::start_with_fake(&socket, &fake.url(), &[]);
+    let secrets = json!({"clientid": "sp", "clientsecret": "sp-secret-9f1"});
+    let mut driver = Driver::connect(&socket).await;
+    for object in ["plain", "pem"] {
+        let (report, result) = under_attack(
+            &format!("PEM 11,000 BEGIN lines ({object} secret)"),
+            &provider,
+            async {
+                driver
+                    .mount(&attributes(object), Some(&secrets), "420")
+                    .await
+            },
+        )
+        .await;
+        // Served whole, or refused by a value-size limit: either way at once.
+        match result {
+            Ok(response) => assert_eq!(response.files[0].contents, bundle.as_bytes()),
+            Err(status) => assert!(
+                status.message().contains(&format!("secret/{object}")),
+                "{}",
+                status.message()
+            ),
+        }
+        report.assert_isolated(Duration::from_secs(2));
+    }
+}

@@ -245,12 +245,18 @@ pub fn render_certificate(der: &[u8]) -> Vec<u8> {
     pem::encode("CERTIFICATE", der)
 }
 
-/// notAfter (Unix seconds) of every `CERTIFICATE` block in `pem`, in order; unparsable blocks are
-/// skipped. Used for the certificate-expiry metric.
+/// Most `CERTIFICATE` blocks of one object parsed for the expiry metric; the rest of a larger
+/// bundle is not looked at (its files are still written whole). Chains have a handful.
+pub const MAX_EXPIRY_CERTIFICATES: usize = 64;
+
+/// notAfter (Unix seconds) of every `CERTIFICATE` block in `pem` (the first
+/// [`MAX_EXPIRY_CERTIFICATES`]), in order; unparsable blocks are skipped. Used for the
+/// certificate-expiry metric.
 pub fn certificate_expiries(pem: &[u8]) -> Vec<i64> {
     pem::decode_all(pem)
         .iter()
         .filter(|block| block.is_certificate())
+        .take(MAX_EXPIRY_CERTIFICATES)
         .filter_map(|block| x509_parser::parse_x509_certificate(&block.der).ok())
         .map(|(_, cert)| cert.validity().not_after.timestamp())
         .collect()
