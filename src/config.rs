@@ -285,6 +285,32 @@ pub struct Flags {
     #[arg(long, default_value_t = crate::keyvault::MAX_RESPONSE_BODY_BYTES)]
     pub max_keyvault_response_bytes: usize,
     // ---- end of the budget block ----
+
+    // --- PKCS#12 (PFX) limits, checked before any key derivation (issue #10, content) ---
+    /// Largest PFX (DER bytes) opened: certificate-backed secrets and `clientcert`.
+    #[arg(long, default_value_t = crate::content::pfx_limits::DEFAULT_MAX_BYTES)]
+    pub max_pfx_bytes: usize,
+
+    /// Most safes (ContentInfos of the authenticated safe) in one PFX.
+    #[arg(long, default_value_t = crate::content::pfx_limits::DEFAULT_MAX_SAFES)]
+    pub max_pfx_safes: usize,
+
+    /// Most bags (keys, certificates, ...) in one PFX, inside encrypted safes included.
+    #[arg(long, default_value_t = crate::content::pfx_limits::DEFAULT_MAX_BAGS)]
+    pub max_pfx_bags: usize,
+
+    /// Most iterations of one PFX key derivation (PBKDF2, PKCS#12 KDF of a PBE or of the MAC).
+    #[arg(long, default_value_t = crate::content::pfx_limits::DEFAULT_MAX_ITERATIONS)]
+    pub max_pfx_kdf_iterations: u32,
+
+    /// Most work units (≈ SHA-256 compressions) of all key derivations opening one PFX.
+    #[arg(long, default_value_t = crate::content::pfx_limits::DEFAULT_MAX_WORK)]
+    pub max_pfx_kdf_work: u64,
+
+    /// Most memory (bytes, 128·N·r) of one scrypt key derivation in a PFX.
+    #[arg(long, default_value_t = crate::content::pfx_limits::DEFAULT_MAX_SCRYPT_MEMORY)]
+    pub max_pfx_scrypt_memory: u64,
+    // --- end of PKCS#12 limits ---
     /// Extra PEM CA bundle trusted for Azure endpoints, in addition to the system store.
     #[arg(long)]
     pub extra_ca_file: Option<std::path::PathBuf>,
@@ -406,6 +432,18 @@ impl Flags {
         }
     }
 
+    /// Limits every PFX must meet before any key derivation.
+    pub fn pfx_limits(&self) -> crate::content::pfx_limits::PfxLimits {
+        crate::content::pfx_limits::PfxLimits {
+            max_bytes: self.max_pfx_bytes,
+            max_safes: self.max_pfx_safes,
+            max_bags: self.max_pfx_bags,
+            max_iterations: self.max_pfx_kdf_iterations,
+            max_work: self.max_pfx_kdf_work,
+            max_scrypt_memory: self.max_pfx_scrypt_memory,
+        }
+    }
+
     pub fn provider_options(&self) -> ProviderOptions {
         let defaults = ProviderOptions::default();
         ProviderOptions {
@@ -460,6 +498,10 @@ mod tests {
         assert_eq!(f.max_in_flight_mounts, 128);
         assert_eq!(f.max_response_bytes, 4 * 1024 * 1024);
         assert_eq!(f.max_keyvault_response_bytes, 1024 * 1024);
+        assert_eq!(
+            f.pfx_limits(),
+            crate::content::pfx_limits::PfxLimits::default()
+        );
     }
 
     #[test]

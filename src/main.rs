@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     akv_csi_provider::blocking::configure(flags.blocking_limits());
+    akv_csi_provider::content::pfx_limits::configure(flags.pfx_limits());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

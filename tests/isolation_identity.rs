@@ -339,7 +339,6 @@ async fn a_clientcert_parse_over_the_blocking_timeout_fails_naming_clientcert() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the PKCS#12 pre-scan from iso-pkcs12"]
 async fn a_scrypt_clientcert_is_refused_without_deriving_the_key() {
     let _one = ONE_AT_A_TIME.lock().await;
     // 185-byte-class PFX: PBES2 with scrypt N=2^17, r=8, p=16 (143 MiB, seconds to derive).

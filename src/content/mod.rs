@@ -7,7 +7,7 @@
 //! prefixes them with the object's name.
 //!
 //! Submodules: `encoding` (base64/hex), `pem` (Go-compatible PEM), `pfx` + `nil_password` (PKCS#12 and key
-//! re-marshalling), `chain` (leaf → root ordering), `key` (JWK → PEM), `curve`.
+//! re-marshalling), `pfx_limits` (PKCS#12 limits checked before any key derivation), `chain` (leaf → root ordering), `key` (JWK → PEM), `curve`.
 
 mod chain;
 mod curve;
@@ -16,6 +16,11 @@ mod key;
 mod nil_password;
 mod pem;
 mod pfx;
+pub mod pfx_limits;
+/// Hostile PKCS#12 test files, shared with `tests/isolation_pkcs12.rs`.
+#[cfg(test)]
+#[path = "../../tests/pkcs12_der/mod.rs"]
+mod pkcs12_der;
 
 use crate::request::{ObjectEncoding, ObjectFormat};
 use crate::sensitive::Sensitive;
@@ -240,12 +245,18 @@ pub fn render_certificate(der: &[u8]) -> Vec<u8> {
     pem::encode("CERTIFICATE", der)
 }
 
-/// notAfter (Unix seconds) of every `CERTIFICATE` block in `pem`, in order; unparsable blocks are
-/// skipped. Used for the certificate-expiry metric.
+/// Most `CERTIFICATE` blocks of one object parsed for the expiry metric; the rest of a larger
+/// bundle is not looked at (its files are still written whole). Chains have a handful.
+pub const MAX_EXPIRY_CERTIFICATES: usize = 64;
+
+/// notAfter (Unix seconds) of every `CERTIFICATE` block in `pem` (the first
+/// [`MAX_EXPIRY_CERTIFICATES`]), in order; unparsable blocks are skipped. Used for the
+/// certificate-expiry metric.
 pub fn certificate_expiries(pem: &[u8]) -> Vec<i64> {
     pem::decode_all(pem)
         .iter()
         .filter(|block| block.is_certificate())
+        .take(MAX_EXPIRY_CERTIFICATES)
         .filter_map(|block| x509_parser::parse_x509_certificate(&block.der).ok())
         .map(|(_, cert)| cert.validity().not_after.timestamp())
         .collect()

@@ -112,14 +112,31 @@ fn decrypt(
     algorithm: &spki::AlgorithmIdentifierOwned,
     data: &[u8],
 ) -> Result<Vec<u8>, ContentError> {
+    decrypt_with(NIL, algorithm, data)
+}
+
+/// PKCS#12 PBE (SHA-1 KDF) decryption with `password` as raw KDF bytes (`00 00` is the
+/// BMPString empty password, `[]` the zero-length one). Callers bound the iterations first.
+pub(crate) fn decrypt_with(
+    password: &[u8],
+    algorithm: &spki::AlgorithmIdentifierOwned,
+    data: &[u8],
+) -> Result<Vec<u8>, ContentError> {
     let params = algorithm.parameters.as_ref().ok_or_else(corrupt)?;
     let params = Pkcs12PbeParams::from_der(&params.to_der().map_err(|_| corrupt())?)
         .map_err(|_| corrupt())?;
     if !(1..=MAX_ITERATIONS).contains(&params.iterations) {
         return Err(corrupt());
     }
-    let derive =
-        |kind, len| derive_key::<Sha1>(NIL, params.salt.as_bytes(), kind, params.iterations, len);
+    let derive = |kind, len| {
+        derive_key::<Sha1>(
+            password,
+            params.salt.as_bytes(),
+            kind,
+            params.iterations,
+            len,
+        )
+    };
     let iv = derive(Pkcs12KeyType::Iv, 8);
     let plain = match algorithm.oid {
         pkcs12::PKCS_12_PBE_WITH_SHAAND3_KEY_TRIPLE_DES_CBC => {

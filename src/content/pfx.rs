@@ -14,6 +14,7 @@ use spki::AlgorithmIdentifierRef;
 use super::ContentError;
 use super::curve::Curve;
 use super::nil_password;
+use super::pfx_limits;
 
 const EC_PUBLIC_KEY_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 
@@ -25,7 +26,10 @@ pub(crate) struct Contents {
 
 /// Opens a PFX with the empty password Key Vault exports use: first as `00 00` (OpenSSL's empty
 /// password), then as the zero-length one, as Go does.
+/// Every PFX is first checked against the process-wide [`pfx_limits`] (before any key
+/// derivation), so neither parser below runs unbounded work.
 pub(crate) fn open(pfx: &[u8]) -> Result<Contents, ContentError> {
+    pfx_limits::check(pfx, &pfx_limits::limits())?;
     let (keys, certs) = match Pkcs12Archive::from_pkcs12(pfx, "") {
         Ok(archive) => (
             archive
