@@ -15,6 +15,23 @@ use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+/// The floods run one at a time: each measures its own attack's time and the provider's
+/// descriptors, which floods of other tests (on the same CPUs) would blur.
+static ONE_FLOOD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs one flood test on its own runtime, after the previous one ended.
+fn serially(test: impl std::future::Future<Output = ()>) {
+    let _turn = ONE_FLOOD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(test);
+}
+
 /// Header timeout configured for the tests.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -174,18 +191,22 @@ async fn half_open_flood(server: &str, path: &str) {
     assert_few_refusal_lines(&provider);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_open_flood_of_healthz_is_closed_and_bounded() {
-    half_open_flood("health", "/healthz").await;
+#[test]
+fn half_open_flood_of_healthz_is_closed_and_bounded() {
+    serially(half_open_flood("health", "/healthz"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_open_flood_of_metrics_is_closed_and_bounded() {
-    half_open_flood("metrics", "/metrics").await;
+#[test]
+fn half_open_flood_of_metrics_is_closed_and_bounded() {
+    serially(half_open_flood("metrics", "/metrics"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_loris_headers_and_bodies_are_cut_off() {
+#[test]
+fn slow_loris_headers_and_bodies_are_cut_off() {
+    serially(slow_loris());
+}
+
+async fn slow_loris() {
     let dir = tempfile::tempdir().unwrap();
     let provider = start(&dir, &[]);
     let health = address(&provider.health);
@@ -221,8 +242,12 @@ async fn slow_loris_headers_and_bodies_are_cut_off() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flood_above_the_total_cap_from_many_peers_leaves_room_for_the_probe() {
+#[test]
+fn flood_above_the_total_cap_from_many_peers_leaves_room_for_the_probe() {
+    serially(flood_above_the_total_cap());
+}
+
+async fn flood_above_the_total_cap() {
     let dir = tempfile::tempdir().unwrap();
     let provider = start(
         &dir,
@@ -273,4 +298,46 @@ async fn flood_above_the_total_cap_from_many_peers_leaves_room_for_the_probe() {
         "{fds_before} before, {fds_after} after"
     );
     assert_few_refusal_lines(&provider);
+}
+
+#[test]
+fn bind_addresses_limit_where_the_ports_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = start(
+        &dir,
+        &[
+            "--metrics-bind-address=127.0.0.1",
+            "--healthz-bind-address=127.0.0.1",
+        ],
+    );
+    for bound in [&provider.metrics, &provider.health] {
+        let bound = address(bound);
+        assert_eq!(bound.ip(), from(1));
+        assert!(std::net::TcpStream::connect(bound).is_ok());
+        // Another address of the same host (here: of lo) does not reach it.
+        let elsewhere = SocketAddr::new(from(2), bound.port());
+        assert!(
+            std::net::TcpStream::connect(elsewhere).is_err(),
+            "{elsewhere}"
+        );
+    }
+}
+
+#[test]
+fn a_tcp_endpoint_beyond_loopback_is_a_startup_error_unless_allowed() {
+    let out = std::process::Command::new(support::process::BIN)
+        .args([
+            "--endpoint=tcp://0.0.0.0:0",
+            "--healthz-port=0",
+            "--prometheus-port=0",
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no authentication")
+            && stderr.contains("--allow-non-loopback-tcp-endpoint"),
+        "{stderr}"
+    );
 }
