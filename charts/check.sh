@@ -182,7 +182,8 @@ expect "$WORK/default.yaml" default \
     "path: /var/run/secrets-store-csi-providers" "mountPath: /provider" \
     "readOnlyRootFilesystem: true" "allowPrivilegeEscalation: false" "runAsUser: 0" \
     "kubernetes.io/os: linux" "virtual-kubelet" "- operator: Exists" \
-    "image: akv-csi-provider:0.1.0" "livenessProbe:" "readinessProbe:"
+    "image: akv-csi-provider:0.1.0" "livenessProbe:" "readinessProbe:" \
+    "automountServiceAccountToken: false"
 refuse "$WORK/default.yaml" default \
     "--log-format-json" "-v=" "--write-cert-and-key" "--max-concurrent-fetches" "--prometheus-port" \
     "--cache-ttl" "--shutdown-grace-period" "--extra-ca-file" "--custom-user-agent" \

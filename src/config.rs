@@ -4,6 +4,7 @@
 //! Boolean flags take Go's `strconv.ParseBool` spellings and may be given bare
 //! (`--construct-pem-chain`) or with a value (`--construct-pem-chain=false`).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -360,13 +361,74 @@ pub struct Flags {
     #[arg(long = "log_backtrace_at", hide = true)]
     pub klog_log_backtrace_at: Option<String>,
 
+    // ---- network edge (issue #10): HTTP servers, tcp:// endpoint, /metrics labels, test redirect
+    /// Address the health endpoint listens on (its port is --healthz-port). The default, every
+    /// address, is what the kubelet's probe of a hostNetwork pod needs.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub healthz_bind_address: IpAddr,
+
+    /// Address the /metrics endpoint listens on (its port is --prometheus-port).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub metrics_bind_address: IpAddr,
+
+    /// Health and metrics servers: a request's headers must arrive within this time of the
+    /// connection opening, else the connection is closed.
+    #[arg(long, default_value = "5s", value_parser = parse_go_duration)]
+    pub http_header_timeout: Duration,
+
+    /// Health and metrics servers: longest a connection (one request and its response; keep-alive
+    /// is off) stays open. The health server uses at least --healthz-timeout plus 1s.
+    #[arg(long, default_value = "10s", value_parser = parse_go_duration)]
+    pub http_request_timeout: Duration,
+
+    /// Health and metrics servers: most connections open at once, per server. When full, a peer
+    /// holding fewer connections than the heaviest peer takes that peer's oldest connection's place.
+    #[arg(long, default_value_t = 128)]
+    pub http_max_connections: usize,
+
+    /// Health and metrics servers: most connections open at once from one peer address.
+    #[arg(long, default_value_t = 8)]
+    pub http_max_connections_per_ip: usize,
+
+    /// Put Key Vault object names in the object_name label of
+    /// certificate_expiry_timestamp_seconds; false leaves it empty (one series per vault and
+    /// object type, holding the earliest expiry).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true", value_parser = parse_go_bool, action = ArgAction::Set)]
+    pub certificate_expiry_object_names: bool,
+
+    /// Drop a certificate-expiry series no mount has refreshed for this long (pruned on a timer).
+    #[arg(long, default_value = "24h", value_parser = parse_go_duration)]
+    pub certificate_expiry_retention: Duration,
+
+    /// Allow a tcp:// --endpoint on a non-loopback address. The provider API has no
+    /// authentication: anyone who reaches the port can mount any tenant's secrets with the
+    /// identities the provider can use.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = parse_go_bool, action = ArgAction::Set)]
+    pub allow_non_loopback_tcp_endpoint: bool,
+
+    /// The test-only redirect flag; empty unless built with the `test-redirect` feature.
+    #[command(flatten)]
+    pub test: TestFlags,
+}
+
+/// Flags that exist only in test builds (feature `test-redirect`).
+#[cfg(feature = "test-redirect")]
+#[derive(Clone, Debug, Default, Args)]
+pub struct TestFlags {
     /// TESTING ONLY: send every Azure request (Key Vault, Entra ID, IMDS, NMI) to this base URL.
     #[arg(long, hide = true)]
     pub test_redirect_url: Option<String>,
 }
 
+/// Flags that exist only in test builds: none in this build (no `test-redirect` feature), so
+/// `--test-redirect-url` is an unknown argument.
+#[cfg(not(feature = "test-redirect"))]
+#[derive(Clone, Debug, Default, Args)]
+pub struct TestFlags {}
+
 impl Flags {
-    /// The HTTP seam for every Azure call: production, or the hidden test redirect.
+    /// The HTTP seam for every Azure call: production, or (feature `test-redirect` only) the
+    /// hidden test redirect.
     pub fn transport(&self) -> Result<Transport, String> {
         let extra_ca_pem = match &self.extra_ca_file {
             Some(path) => Some(
@@ -375,18 +437,42 @@ impl Flags {
             ),
             None => None,
         };
-        match &self.test_redirect_url {
-            Some(url) => {
-                let target = url
-                    .parse()
-                    .map_err(|e| format!("--test-redirect-url {url}: {e}"))?;
-                Transport::redirect_all(target, extra_ca_pem).map_err(|e| e.to_string())
-            }
-            None => Transport::production(&TransportOptions {
-                extra_ca_pem,
-                ..TransportOptions::default()
-            })
-            .map_err(|e| e.to_string()),
+        #[cfg(feature = "test-redirect")]
+        if let Some(url) = &self.test.test_redirect_url {
+            let target = url
+                .parse()
+                .map_err(|e| format!("--test-redirect-url {url}: {e}"))?;
+            return Transport::redirect_all(target, extra_ca_pem).map_err(|e| e.to_string());
+        }
+        Transport::production(&TransportOptions {
+            extra_ca_pem,
+            ..TransportOptions::default()
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    /// Connection limits of the health and metrics servers.
+    pub fn http_limits(&self) -> crate::telemetry::HttpLimits {
+        crate::telemetry::HttpLimits {
+            header_timeout: self.http_header_timeout,
+            request_timeout: self.http_request_timeout,
+            max_connections: self.http_max_connections,
+            max_connections_per_ip: self.http_max_connections_per_ip,
+        }
+    }
+
+    /// How certificate-expiry series are kept and labelled.
+    pub fn expiry_options(&self) -> crate::telemetry::ExpiryOptions {
+        crate::telemetry::ExpiryOptions {
+            retention: self.certificate_expiry_retention,
+            object_names: self.certificate_expiry_object_names,
+        }
+    }
+
+    /// How the gRPC endpoint may be bound.
+    pub fn bind_options(&self) -> crate::server::BindOptions {
+        crate::server::BindOptions {
+            allow_non_loopback_tcp: self.allow_non_loopback_tcp_endpoint,
         }
     }
 
@@ -572,6 +658,57 @@ mod tests {
                 "AzureChinaCloud"
             ]
         );
+    }
+
+    #[test]
+    fn edge_defaults() {
+        let f = Cli::try_parse_from(["p"]).unwrap().flags;
+        assert_eq!(f.healthz_bind_address.to_string(), "0.0.0.0");
+        assert_eq!(f.metrics_bind_address.to_string(), "0.0.0.0");
+        assert_eq!(f.http_limits(), crate::telemetry::HttpLimits::default());
+        assert_eq!(
+            f.expiry_options(),
+            crate::telemetry::ExpiryOptions::default()
+        );
+        assert!(!f.bind_options().allow_non_loopback_tcp);
+        let f = Cli::try_parse_from([
+            "p",
+            "--healthz-bind-address=127.0.0.1",
+            "--metrics-bind-address=::1",
+            "--certificate-expiry-object-names=false",
+            "--allow-non-loopback-tcp-endpoint",
+        ])
+        .unwrap()
+        .flags;
+        assert!(f.healthz_bind_address.is_loopback() && f.metrics_bind_address.is_ipv6());
+        assert!(!f.expiry_options().object_names);
+        assert!(f.bind_options().allow_non_loopback_tcp);
+        assert!(Cli::try_parse_from(["p", "--healthz-bind-address=localhost"]).is_err());
+    }
+
+    /// A build without the `test-redirect` feature (the release binary) has no redirect flag.
+    #[cfg(not(feature = "test-redirect"))]
+    #[test]
+    fn no_redirect_flag_without_the_feature() {
+        let error =
+            Cli::try_parse_from(["p", "--test-redirect-url=http://127.0.0.1:1"]).unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    /// With the feature the flag exists, but stays out of `--help`.
+    #[cfg(feature = "test-redirect")]
+    #[test]
+    fn redirect_flag_is_hidden_in_test_builds() {
+        use clap::CommandFactory;
+        let f = Cli::try_parse_from(["p", "--test-redirect-url=http://127.0.0.1:1"])
+            .unwrap()
+            .flags;
+        assert_eq!(
+            f.test.test_redirect_url.as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        let help = Cli::command().render_long_help().to_string();
+        assert!(!help.contains("redirect"), "{help}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Binary entry point: parse flags, wire the parts together, serve (or run an operator tool).
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -91,15 +92,19 @@ async fn serve(flags: &Flags) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    let grpc = Server::bind(&endpoint).await.map_err(|e| e.to_string())?;
+    let grpc = Server::bind_with(&endpoint, &flags.bind_options())
+        .await
+        .map_err(|e| e.to_string())?;
+    telemetry::metrics().configure_expiry(flags.expiry_options());
     let metrics = telemetry::bind_metrics(
-        telemetry::all_interfaces(flags.prometheus_port),
+        SocketAddr::new(flags.metrics_bind_address, flags.prometheus_port),
         telemetry::metrics(),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .with_limits(flags.http_limits());
     let health = telemetry::bind_health(
-        telemetry::all_interfaces(flags.healthz_port),
+        SocketAddr::new(flags.healthz_bind_address, flags.healthz_port),
         HealthConfig {
             path: flags.healthz_path.clone(),
             endpoint: grpc.endpoint().clone(),
@@ -107,7 +112,8 @@ async fn serve(flags: &Flags) -> Result<(), String> {
         },
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .with_limits(flags.http_limits());
     tracing::info!(
         version = BUILD_VERSION,
         endpoint = %grpc.endpoint(),
@@ -123,6 +129,21 @@ async fn serve(flags: &Flags) -> Result<(), String> {
             shutdown_signal().await;
             tracing::info!("shutting down: no new connections, waiting for in-flight mounts");
             stop.cancel();
+        }
+    });
+    // Certificate-expiry series age out even when nobody scrapes /metrics.
+    tokio::spawn({
+        let stop = stop.clone();
+        let interval = telemetry::expiry_prune_interval(flags.certificate_expiry_retention);
+        async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = ticks.tick() => telemetry::metrics().prune_expiry(),
+                }
+            }
         }
     });
     let metrics_task = tokio::spawn(metrics.serve(stop.clone().cancelled_owned()));

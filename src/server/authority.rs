@@ -41,6 +41,11 @@ const HEADER_TABLE_SIZE: usize = 4096;
 const REPLACEMENT_AUTHORITY: &[u8] = b"localhost";
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// [`Rewriter::feed`] stops taking new units once its output has reached this size, so a read of
+/// small header blocks that expand (dynamic-table references: one byte can stand for a 4 KiB
+/// header) never buffers more than this plus one block's output at once; the rest is rewritten
+/// as `h2` consumes the output.
+pub const OUTPUT_BUDGET: usize = 64 * 1024;
 
 const FRAME_HEADER_LEN: usize = 9;
 const FRAME_HEADERS: u8 = 0x1;
@@ -134,14 +139,19 @@ impl Default for Rewriter {
 }
 
 impl Rewriter {
-    /// Consumes every complete unit at the front of `input` (an incomplete frame header or
+    /// Consumes complete units at the front of `input` (an incomplete frame header or
     /// header-block frame stays there until more bytes arrive) and appends what `h2` must see.
+    /// Stops early, leaving complete units in `input`, once `output` holds [`OUTPUT_BUDGET`]
+    /// bytes or more: call it again when `output` has been consumed.
     pub fn feed(
         &mut self,
         input: &mut BytesMut,
         output: &mut BytesMut,
     ) -> Result<(), FramingError> {
         loop {
+            if output.len() >= OUTPUT_BUDGET {
+                return Ok(());
+            }
             if self.preface_seen < PREFACE.len() {
                 let n = input.len().min(PREFACE.len() - self.preface_seen);
                 if n == 0 {
@@ -414,6 +424,18 @@ impl<IO: AsyncRead + Unpin> AsyncRead for AuthorityFix<IO> {
                     "malformed HTTP/2 stream",
                 )));
             }
+            // Units left by a feed that reached its output budget come before new bytes.
+            let held = this.input.len();
+            if held > 0 {
+                if let Err(e) = this.rewriter.feed(&mut this.input, &mut this.output) {
+                    tracing::warn!(error = %e, "closing driver connection: malformed HTTP/2 stream");
+                    this.failed = true;
+                    continue;
+                }
+                if !this.output.is_empty() || this.input.len() < held {
+                    continue;
+                }
+            }
             if this.eof {
                 return Poll::Ready(Ok(()));
             }
@@ -500,13 +522,21 @@ mod tests {
         bytes
     }
 
+    /// Feeds everything, consuming the output between feeds as `h2` would.
     fn rewrite(bytes: &[u8]) -> Result<Vec<u8>, FramingError> {
         let mut rewriter = Rewriter::default();
         let mut input = BytesMut::from(bytes);
-        let mut output = BytesMut::new();
-        rewriter.feed(&mut input, &mut output)?;
+        let mut all = Vec::new();
+        loop {
+            let mut output = BytesMut::new();
+            rewriter.feed(&mut input, &mut output)?;
+            if output.is_empty() {
+                break;
+            }
+            all.extend_from_slice(&output);
+        }
         assert!(input.is_empty(), "{} bytes left unconsumed", input.len());
-        Ok(output.to_vec())
+        Ok(all)
     }
 
     fn raw_string(s: &[u8]) -> Vec<u8> {
@@ -915,6 +945,38 @@ mod tests {
         )]))
         .unwrap_err();
         assert!(matches!(err, FramingError::ListTooLarge), "{err}");
+    }
+
+    #[test]
+    fn expansion_across_many_blocks_is_fed_within_the_output_budget() {
+        // A 4000-byte dynamic-table entry, then 2,000 tiny blocks referencing it 15 times each:
+        // 50 KB of input decoding to 120 MB of headers.
+        let mut first = vec![0x40];
+        first.extend(raw_string(b"x-big"));
+        first.extend(raw_string(&[b'v'; 4000]));
+        let mut frames = vec![frame(FRAME_HEADERS, FLAG_END_HEADERS, 1, &first)];
+        frames.extend(
+            (0..2000u32).map(|n| frame(FRAME_HEADERS, FLAG_END_HEADERS, 3 + 2 * n, &[0xbe; 15])),
+        );
+        let bytes = connection(&frames);
+        let mut rewriter = Rewriter::default();
+        let mut input = BytesMut::from(&bytes[..]);
+        let mut feeds = 0;
+        loop {
+            let mut output = BytesMut::new();
+            rewriter.feed(&mut input, &mut output).unwrap();
+            assert!(
+                output.len() <= OUTPUT_BUDGET + MAX_HEADER_LIST + 1024,
+                "{}",
+                output.len()
+            );
+            feeds += 1;
+            if output.is_empty() {
+                break;
+            }
+        }
+        assert!(input.is_empty());
+        assert!(feeds > 100, "{feeds}");
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! - [`Server::bind`] creates the listener (a stale socket is replaced, the new one is owner-only,
 //!   see [`socket`]), so bind errors surface before serving and tests know when the socket is
 //!   ready; [`Server::serve`] then serves until the shutdown future resolves.
+//! - A `tcp://` endpoint has no file mode to protect it, and the provider API has no
+//!   authentication: it is refused unless it binds loopback only, or [`BindOptions`] (the
+//!   `--allow-non-loopback-tcp-endpoint` flag) explicitly allows more.
 //! - Every accepted connection goes through [`authority::AuthorityFix`], which makes the socket
 //!   path that drivers up to v1.5.x send as `:authority` acceptable to `h2`.
 //! - `Mount` is delegated to a [`MountHandler`] with the deadline from `grpc-timeout`; the server
@@ -82,6 +85,10 @@ pub enum ServerError {
     RemoveStale { path: PathBuf, source: io::Error },
     #[error("cannot listen on {endpoint}: {source}")]
     Bind { endpoint: String, source: io::Error },
+    #[error(
+        "refusing to listen on {endpoint}: the provider API has no authentication, so a tcp:// endpoint must be a loopback address (127.0.0.1, ::1, localhost) unless --allow-non-loopback-tcp-endpoint is set"
+    )]
+    NonLoopbackTcp { endpoint: String },
     #[error("cannot restrict the permissions of {path}: {source}")]
     Permissions { path: PathBuf, source: io::Error },
     #[error("gRPC server failed: {0}")]
@@ -109,6 +116,13 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, ServerError> {
     } else {
         Err(invalid())
     }
+}
+
+/// How the gRPC endpoint may be bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BindOptions {
+    /// Allow a `tcp://` endpoint on an address other than loopback (every address included).
+    pub allow_non_loopback_tcp: bool,
 }
 
 /// How long to pause after a failed `accept` (e.g. out of file descriptors) before the next one,
@@ -139,8 +153,19 @@ impl fmt::Debug for Server {
 impl Server {
     /// Creates the listener. For Unix: a stale socket at the path is removed (a live one, or
     /// anything else there, is an error: see [`socket::wait_for_handover`]), the socket is created
-    /// owner-only (mode [`socket::SOCKET_MODE`]).
+    /// owner-only (mode [`socket::SOCKET_MODE`]). A `tcp://` endpoint must be loopback (see
+    /// [`Server::bind_with`]).
     pub async fn bind(endpoint: &Endpoint) -> Result<Server, ServerError> {
+        Self::bind_with(endpoint, &BindOptions::default()).await
+    }
+
+    /// [`Server::bind`], with `options` saying whether a `tcp://` endpoint may listen beyond
+    /// loopback. The check is on the address actually bound, so a host name resolving to a
+    /// non-loopback address is refused too.
+    pub async fn bind_with(
+        endpoint: &Endpoint,
+        options: &BindOptions,
+    ) -> Result<Server, ServerError> {
         match endpoint {
             Endpoint::Unix(path) => {
                 let (listener, file) = socket::bind(path).await?;
@@ -167,6 +192,17 @@ impl Server {
                     endpoint: endpoint.to_string(),
                     source,
                 })?;
+                if !options.allow_non_loopback_tcp && !local.ip().to_canonical().is_loopback() {
+                    return Err(ServerError::NonLoopbackTcp {
+                        endpoint: endpoint.to_string(),
+                    });
+                }
+                if !local.ip().to_canonical().is_loopback() {
+                    tracing::warn!(
+                        endpoint = %endpoint,
+                        "the gRPC endpoint listens beyond loopback without authentication (--allow-non-loopback-tcp-endpoint)"
+                    );
+                }
                 Ok(Server {
                     listener: Listener::Tcp(listener),
                     endpoint: Endpoint::Tcp(local.to_string()),
@@ -329,6 +365,34 @@ mod tests {
         ] {
             let err = parse_endpoint(bad).unwrap_err();
             assert_eq!(err.to_string(), format!("invalid endpoint: {bad}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn tcp_endpoints_are_loopback_unless_allowed() {
+        for loopback in ["tcp://127.0.0.1:0", "tcp://localhost:0"] {
+            let endpoint = parse_endpoint(loopback).unwrap();
+            assert!(Server::bind(&endpoint).await.is_ok(), "{loopback}");
+        }
+        for remote in ["tcp://:0", "tcp://0.0.0.0:0"] {
+            let endpoint = parse_endpoint(remote).unwrap();
+            let error = Server::bind(&endpoint).await.unwrap_err();
+            assert!(
+                matches!(error, ServerError::NonLoopbackTcp { .. }),
+                "{error}"
+            );
+            assert!(
+                error
+                    .to_string()
+                    .contains("--allow-non-loopback-tcp-endpoint")
+            );
+            let allowed = BindOptions {
+                allow_non_loopback_tcp: true,
+            };
+            assert!(
+                Server::bind_with(&endpoint, &allowed).await.is_ok(),
+                "{remote}"
+            );
         }
     }
 

@@ -90,30 +90,154 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-/// The certificate-expiry gauges and when each label set was last set.
+/// Most certificate-expiry series kept; at the cap, a new object replaces the least recently
+/// refreshed one. Bounds what mounts of many distinct objects can add to memory and to `/metrics`.
+pub const MAX_EXPIRY_SERIES: usize = 10_000;
+
+/// How the certificate-expiry series are kept and labelled (`--certificate-expiry-retention`,
+/// `--certificate-expiry-object-names`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpiryOptions {
+    /// A series not refreshed for this long is dropped.
+    pub retention: Duration,
+    /// Whether `object_name` carries the Key Vault object name. When false it is empty (the label
+    /// is then absent for Prometheus), and each vault and object type has one series holding the
+    /// earliest notAfter among its objects.
+    pub object_names: bool,
+}
+
+impl Default for ExpiryOptions {
+    fn default() -> Self {
+        Self {
+            retention: EXPIRY_RETENTION,
+            object_names: true,
+        }
+    }
+}
+
+/// The certificate-expiry gauges, and per served object when it was last refreshed.
 #[derive(Debug)]
 struct ExpiryGauges {
     family: Family<ExpiryLabels, Gauge>,
-    last_set: Mutex<HashMap<ExpiryLabels, Instant>>,
-    retention: Duration,
+    state: Mutex<ExpiryState>,
+}
+
+#[derive(Debug)]
+struct ExpiryState {
+    options: ExpiryOptions,
+    /// Per object (full labels): when last set, and its notAfter.
+    objects: HashMap<ExpiryLabels, (Instant, i64)>,
+}
+
+impl ExpiryState {
+    /// The exported label set of an object's labels.
+    fn exported(&self, labels: &ExpiryLabels) -> ExpiryLabels {
+        if self.options.object_names {
+            labels.clone()
+        } else {
+            ExpiryLabels {
+                object_name: String::new(),
+                ..labels.clone()
+            }
+        }
+    }
 }
 
 impl ExpiryGauges {
+    fn new(options: ExpiryOptions) -> Self {
+        Self {
+            family: Family::default(),
+            state: Mutex::new(ExpiryState {
+                options,
+                objects: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ExpiryState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn set(&self, labels: ExpiryLabels, not_after: i64) {
-        let mut last_set = self.last_set.lock().unwrap_or_else(PoisonError::into_inner);
-        self.family.get_or_create(&labels).set(not_after);
-        last_set.insert(labels, Instant::now());
+        let mut state = self.lock();
+        if state.objects.len() >= MAX_EXPIRY_SERIES && !state.objects.contains_key(&labels) {
+            let oldest = state
+                .objects
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(labels, _)| labels.clone());
+            if let Some(oldest) = oldest {
+                state.objects.remove(&oldest);
+                let exported = state.exported(&oldest);
+                self.publish(&state, &exported);
+            }
+        }
+        let exported = state.exported(&labels);
+        state.objects.insert(labels, (Instant::now(), not_after));
+        self.publish(&state, &exported);
+    }
+
+    /// Sets (or removes) one exported series from the objects that map to it.
+    fn publish(&self, state: &ExpiryState, exported: &ExpiryLabels) {
+        let earliest = if state.options.object_names {
+            state.objects.get(exported).map(|(_, not_after)| *not_after)
+        } else {
+            state
+                .objects
+                .iter()
+                .filter(|(labels, _)| {
+                    labels.vault == exported.vault && labels.object_type == exported.object_type
+                })
+                .map(|(_, (_, not_after))| *not_after)
+                .min()
+        };
+        match earliest {
+            Some(not_after) => {
+                self.family.get_or_create(exported).set(not_after);
+            }
+            None => {
+                self.family.remove(exported);
+            }
+        }
     }
 
     fn prune(&self) {
-        let mut last_set = self.last_set.lock().unwrap_or_else(PoisonError::into_inner);
-        last_set.retain(|labels, at| {
-            let fresh = at.elapsed() < self.retention;
+        let mut state = self.lock();
+        let retention = state.options.retention;
+        let mut stale = Vec::new();
+        state.objects.retain(|labels, (at, _)| {
+            let fresh = at.elapsed() < retention;
             if !fresh {
-                self.family.remove(labels);
+                stale.push(labels.clone());
             }
             fresh
         });
+        let mut exported: Vec<ExpiryLabels> = stale.iter().map(|l| state.exported(l)).collect();
+        exported.sort_by(|a, b| {
+            (&a.vault, &a.object_type, &a.object_name).cmp(&(
+                &b.vault,
+                &b.object_type,
+                &b.object_name,
+            ))
+        });
+        exported.dedup();
+        for labels in &exported {
+            self.publish(&state, labels);
+        }
+    }
+
+    fn configure(&self, options: ExpiryOptions) {
+        let mut state = self.lock();
+        state.options = options;
+        self.family.clear();
+        let exported: Vec<ExpiryLabels> = state.objects.keys().map(|l| state.exported(l)).collect();
+        for labels in &exported {
+            self.publish(&state, labels);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lock().objects.len()
     }
 }
 
@@ -141,9 +265,16 @@ impl ExpiryGauges {
 /// [`Metrics::certificate_expiry`] call: the provider calls it once per served certificate object
 /// with the EARLIEST notAfter among the certificates in it (leaf, intermediates, root), so the alert
 /// `certificate_expiry_timestamp_seconds - time() < 14 * 86400` fires as soon as any part of the
-/// served chain is about to expire. A label set not refreshed for [`EXPIRY_RETENTION`] (no mount
-/// served that object since) is dropped when the metrics are next encoded, so deleted or renamed
-/// objects do not linger.
+/// served chain is about to expire. A label set not refreshed for [`ExpiryOptions::retention`]
+/// (default [`EXPIRY_RETENTION`]; no mount served that object since) is dropped by
+/// [`Metrics::prune_expiry`], which the binary runs on a timer ([`expiry_prune_interval`]) and
+/// every encoding runs too, so deleted or renamed objects do not linger; at most
+/// [`MAX_EXPIRY_SERIES`] objects are tracked.
+///
+/// What `/metrics` tells its readers about tenants: the names of the vaults mounted from (in
+/// `keyvault_throttled_total` and `certificate_expiry_timestamp_seconds`) and, unless
+/// [`ExpiryOptions::object_names`] is off, the names of the certificate objects served and when
+/// they expire. No pod, namespace, identity, secret value or error text is ever a label.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -159,13 +290,21 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::with_expiry_retention(EXPIRY_RETENTION)
+        Self::with_expiry_options(ExpiryOptions::default())
     }
 }
 
 impl Metrics {
     /// Metrics whose certificate-expiry series are dropped after `retention` without refresh.
     pub fn with_expiry_retention(retention: Duration) -> Self {
+        Self::with_expiry_options(ExpiryOptions {
+            retention,
+            ..ExpiryOptions::default()
+        })
+    }
+
+    /// Metrics with the given certificate-expiry options.
+    pub fn with_expiry_options(options: ExpiryOptions) -> Self {
         let mut registry = Registry::default();
         let grpc_request = Family::<GrpcLabels, Histogram>::new_with_constructor(latency_histogram);
         registry.register(
@@ -210,11 +349,7 @@ impl Metrics {
             "Content-cache lookups by outcome (hit, miss, coalesced)",
             cache_requests.clone(),
         );
-        let certificate_expiry = ExpiryGauges {
-            family: Family::default(),
-            last_set: Mutex::default(),
-            retention,
-        };
+        let certificate_expiry = ExpiryGauges::new(options);
         registry.register(
             "certificate_expiry_timestamp_seconds",
             "Earliest notAfter (Unix seconds) of the certificates served for an object",
@@ -318,6 +453,22 @@ impl Metrics {
         self.certificate_expiry.set(labels, not_after);
     }
 
+    /// Changes how certificate-expiry series are kept and labelled; the series already held are
+    /// relabelled at once.
+    pub fn configure_expiry(&self, options: ExpiryOptions) {
+        self.certificate_expiry.configure(options);
+    }
+
+    /// Drops the certificate-expiry series not refreshed within the retention.
+    pub fn prune_expiry(&self) {
+        self.certificate_expiry.prune();
+    }
+
+    /// How many certificate objects the expiry series currently track.
+    pub fn expiry_objects(&self) -> usize {
+        self.certificate_expiry.len()
+    }
+
     /// All metrics in the OpenMetrics text format ([`OPENMETRICS_CONTENT_TYPE`]), after dropping
     /// stale certificate-expiry series.
     pub fn encode(&self) -> String {
@@ -328,6 +479,12 @@ impl Metrics {
             .expect("encoding metrics into a String");
         text
     }
+}
+
+/// How often the binary prunes certificate-expiry series for `retention`: a tenth of it, between
+/// one second and five minutes, so a series outlives its retention by at most that.
+pub fn expiry_prune_interval(retention: Duration) -> Duration {
+    (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(300))
 }
 
 /// Decrements the in-flight mount gauge on drop.
@@ -422,5 +579,59 @@ mod tests {
         let text = m.encode();
         assert!(!text.contains("object_name=\"old\""), "{text}");
         assert!(text.contains("certificate_expiry_timestamp_seconds{vault=\"v\",object_type=\"cert\",object_name=\"new\"} 200\n"), "{text}");
+    }
+
+    #[test]
+    fn expiry_series_are_pruned_without_a_scrape() {
+        let m = Metrics::with_expiry_retention(Duration::from_millis(30));
+        m.certificate_expiry("v", "cert", "a", 100);
+        assert_eq!(m.expiry_objects(), 1);
+        std::thread::sleep(Duration::from_millis(50));
+        m.prune_expiry();
+        assert_eq!(m.expiry_objects(), 0);
+        assert!(!m.encode().contains("object_name=\"a\""));
+        assert_eq!(
+            expiry_prune_interval(Duration::from_secs(24 * 3600)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            expiry_prune_interval(Duration::from_millis(30)),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn object_names_can_be_left_out_of_expiry_labels() {
+        let m = Metrics::default();
+        m.certificate_expiry("v", "cert", "late", 300);
+        m.certificate_expiry("v", "cert", "early", 100);
+        m.certificate_expiry("w", "secret", "other", 200);
+        m.configure_expiry(ExpiryOptions {
+            object_names: false,
+            ..ExpiryOptions::default()
+        });
+        let text = m.encode();
+        assert!(
+            !text.contains("late") && !text.contains("early") && !text.contains("other"),
+            "{text}"
+        );
+        assert!(text.contains("certificate_expiry_timestamp_seconds{vault=\"v\",object_type=\"cert\",object_name=\"\"} 100\n"), "{text}");
+        assert!(text.contains("certificate_expiry_timestamp_seconds{vault=\"w\",object_type=\"secret\",object_name=\"\"} 200\n"), "{text}");
+        m.certificate_expiry("v", "cert", "earlier", 50);
+        assert!(
+            m.encode()
+                .contains("object_type=\"cert\",object_name=\"\"} 50\n")
+        );
+    }
+
+    #[test]
+    fn expiry_series_are_capped() {
+        let m = Metrics::default();
+        for n in 0..MAX_EXPIRY_SERIES + 5 {
+            m.certificate_expiry("v", "cert", &format!("c{n}"), n as i64);
+        }
+        assert_eq!(m.expiry_objects(), MAX_EXPIRY_SERIES);
+        let text = m.encode();
+        assert!(text.contains(&format!("object_name=\"c{}\"", MAX_EXPIRY_SERIES + 4)));
     }
 }

@@ -13,10 +13,13 @@ mod metrics;
 use std::sync::OnceLock;
 
 pub use health::check_grpc_health;
-pub use http::{BindError, HealthConfig, HttpServer, all_interfaces, bind_health, bind_metrics};
+pub use http::{
+    BindError, HealthConfig, HttpLimits, HttpServer, all_interfaces, bind_health, bind_metrics,
+};
 pub use logging::{LoggingError, init_logging, log_filter, subscriber_with_writer};
 pub use metrics::{
-    EXPIRY_RETENTION, InFlightGuard, LATENCY_BUCKETS, Metrics, OPENMETRICS_CONTENT_TYPE,
+    EXPIRY_RETENTION, ExpiryOptions, InFlightGuard, LATENCY_BUCKETS, MAX_EXPIRY_SERIES, Metrics,
+    OPENMETRICS_CONTENT_TYPE, expiry_prune_interval,
 };
 
 /// Outcome of a content-cache lookup.
