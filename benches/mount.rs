@@ -23,7 +23,7 @@ use support::provider::RunningProvider;
 
 const TENANT: &str = "bench-tenant";
 const VAULT: &str = "benchvault";
-const CLIENT_ID: &str = "bench-client";
+const CLIENT_ID: &str = "5b000000-0000-4000-8000-00000000be01";
 const ISSUER: &str = "https://oidc.bench.test";
 const KV_LATENCY: Duration = Duration::from_millis(20);
 const TOKEN_LATENCY: Duration = Duration::from_millis(30);

@@ -193,7 +193,8 @@ fn check_class(class: &SecretProviderClass, defaults: &RequestDefaults) -> Resul
             .is_none_or(|v| v.trim().is_empty() || v.trim().eq_ignore_ascii_case("false"))
     });
     let secrets = if uses_node_secret {
-        r#"{"clientid":"placeholder","clientsecret":"placeholder"}"#
+        // The Secret is not in the manifest: a well-formed stand-in (client ids are GUIDs).
+        r#"{"clientid":"00000000-0000-0000-0000-000000000000","clientsecret":"placeholder"}"#
     } else {
         "null"
     };

@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(f.max_total_concurrent_fetches, 128);
         assert_eq!(f.max_in_flight_mounts, 128);
         assert_eq!(f.max_response_bytes, 4 * 1024 * 1024);
-        assert_eq!(f.max_keyvault_response_bytes, 1024 * 1024);
+        assert_eq!(f.max_keyvault_response_bytes, 256 * 1024);
         assert_eq!(
             f.pfx_limits(),
             crate::content::pfx_limits::PfxLimits::default()

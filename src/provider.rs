@@ -51,8 +51,11 @@ const RESPONSE_RESERVE_BYTES: usize = 4 * 1024;
 /// `File` and one `ObjectVersion` entry (tags, lengths, mode), rounded up.
 const PER_FILE_OVERHEAD_BYTES: usize = 32;
 /// Fetches of one mount in flight before its first file arrives (its sizes are unknown until
-/// then); afterwards the budget paces them (see `ResponseBudget`).
-const BUDGET_FIRST_WINDOW: usize = 16;
+/// then); afterwards the budget paces them (see `ResponseBudget`). As wide as the default
+/// `--max-concurrent-fetches`, so a mount of small files is fetched in one round trip; each
+/// response body is at most `--max-keyvault-response-bytes` (256 KiB), so at most 16 MiB is in
+/// flight before the first file is charged.
+const BUDGET_FIRST_WINDOW: usize = 64;
 /// Most files one answer may hold: every object version of a mount (at most
 /// [`request::MAX_FILES_PER_MOUNT`]) written as `.crt`, `.key` and the main file.
 pub const MAX_RESPONSE_FILES: usize = 3 * crate::request::MAX_FILES_PER_MOUNT;

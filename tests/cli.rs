@@ -91,6 +91,30 @@ fn check_accepts_a_good_manifest() {
     );
 }
 
+/// Every SecretProviderClass shipped under `examples/` passes the validator Mount uses (their
+/// placeholders are well-formed: GUIDs for ids, a valid vault name).
+#[test]
+fn check_accepts_every_shipped_example() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut files: Vec<String> = std::fs::read_dir(examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = run(&args);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn check_reports_each_bad_manifest_and_fails() {
     let dir = tempfile::tempdir().unwrap();

@@ -480,25 +480,25 @@ async fn malformed_requests_never_take_the_provider_down() {
 #[tokio::test]
 async fn a_response_beyond_the_drivers_4_mib_limit_is_a_clear_error() {
     let (fake, provider) = setup().await;
-    // Each value stays under the 1 MiB Key Vault response-body cap; five pass the 4 MiB budget.
-    let big = "v".repeat(900 * 1024);
-    for i in 0..5 {
+    // Each value stays under the 256 KiB Key Vault response-body cap; twenty pass the 4 MiB budget.
+    let big = "v".repeat(230 * 1024);
+    for i in 0..20 {
         fake.add_secret(VAULT, &format!("big{i}"), "v1", &big, None, None, 100, true);
     }
-    let names: Vec<String> = (0..5).map(|i| secret_object(&format!("big{i}"))).collect();
+    let names: Vec<String> = (0..20).map(|i| secret_object(&format!("big{i}"))).collect();
     let yaml = objects(&names.iter().map(String::as_str).collect::<Vec<_>>());
     let mut driver = provider.driver().await;
     let error = driver
         .mount(&wi_attributes(&yaml), None, "420")
         .await
-        .expect_err("4.4 MiB cannot be delivered");
+        .expect_err("4.5 MiB cannot be delivered");
     assert_eq!(error.code(), Code::ResourceExhausted);
     assert!(error.message().contains("4 MiB"), "{}", error.message());
     // Below the limit (2 MiB) the mount succeeds, with a warning about Secret sync.
-    let two = objects(&[&secret_object("big0"), &secret_object("big1")]);
+    let nine: Vec<&str> = names[..9].iter().map(String::as_str).collect();
     let ok = driver
-        .mount(&wi_attributes(&two), None, "420")
+        .mount(&wi_attributes(&objects(&nine)), None, "420")
         .await
         .expect("2 MiB fits");
-    assert_eq!(ok.files.len(), 2);
+    assert_eq!(ok.files.len(), 9);
 }

@@ -14,9 +14,11 @@ use azure_core::http::{AsyncRawResponse, Context, Request};
 use bytes::Bytes;
 use futures::Stream;
 
-/// Largest Key Vault response body read (per HTTP exchange, list pages included): 1 MiB, 40
-/// times the 25 KB Key Vault allows for a secret value.
-pub const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
+/// Largest Key Vault response body read (per HTTP exchange, list pages included): 256 KiB, ten
+/// times the 25 KB Key Vault allows for a secret value. With a mount's first window of
+/// concurrent fetches (64) this bounds what is in flight before the response budget can act
+/// to 16 MiB.
+pub const MAX_RESPONSE_BODY_BYTES: usize = 256 * 1024;
 
 /// The policy; one instance serves every client.
 #[derive(Debug)]
