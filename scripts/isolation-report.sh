@@ -11,7 +11,7 @@ tests=()
 for f in tests/isolation_*.rs; do tests+=(--test "$(basename "$f" .rs)"); done
 run=(cargo test --locked "${features[@]}" "$@" "${tests[@]}" -- --nocapture --test-threads=1)
 if unshare -n true 2>/dev/null; then
-  unshare -n bash -c 'ip link set lo up 2>/dev/null || true; exec "$@"' bash "${run[@]}" 2>&1 | grep -E '^attack ' || true
+  unshare -n bash -c 'ip link set lo up 2>/dev/null || true; exec "$@"' bash "${run[@]}" 2>&1 | grep -oE 'attack .*' || true
 else
-  "${run[@]}" 2>&1 | grep -E '^attack ' || true
+  "${run[@]}" 2>&1 | grep -oE 'attack .*' || true
 fi
