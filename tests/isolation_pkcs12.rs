@@ -75,7 +75,13 @@ async fn pfx_bombs_in_key_vault_fail_fast_and_isolated() {
     );
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("azure.sock");
-    let provider = ProviderProcess::start_with_fake(&socket, &fake.url(), &[]);
+    // The Key Vault body cap (256 KiB) would refuse the oversize PFX before the PFX cap does;
+    // raised here so that the PFX limits themselves are what each bomb meets.
+    let provider = ProviderProcess::start_with_fake(
+        &socket,
+        &fake.url(),
+        &["--max-keyvault-response-bytes=1048576".into()],
+    );
     let secrets = json!({"clientid": SP, "clientsecret": "sp-secret-9f1"});
 
     // Warm the identity and vault client so the attacks measure the PFX alone.
