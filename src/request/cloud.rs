@@ -253,7 +253,24 @@ fn is_dns_suffix(suffix: &str) -> bool {
             && !label.starts_with('-')
             && !label.ends_with('-')
     };
-    suffix.len() <= 253 && suffix.contains('.') && suffix.split('.').all(label_ok)
+    // The last label is not all digits (RFC 3696 section 2): URL parsers read such a host as an
+    // IPv4 address (`https://v.0/` does not parse), so the vault URL could not be built.
+    let top_level_ok = suffix
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()));
+    // And a URL parser must read `https://<vault>.<suffix>/` as that very DNS host (WHATWG also
+    // takes `0x` or `0x1f` as a number, which makes the host an IPv4 address).
+    let parses_as_dns_host = || {
+        let host = format!("kv.{}", suffix.to_ascii_lowercase());
+        url::Url::parse(&format!("https://{host}/"))
+            .is_ok_and(|url| url.host() == Some(url::Host::Domain(host.as_str())))
+    };
+    suffix.len() <= 253
+        && suffix.contains('.')
+        && suffix.split('.').all(label_ok)
+        && top_level_ok
+        && parses_as_dns_host()
 }
 
 /// An absolute http(s) URL with a host, returned with a trailing slash. The error names the key
@@ -268,14 +285,19 @@ fn endpoint(key: &str, value: &str) -> Result<String, String> {
         || url.host_str().is_none()
         || !url.username().is_empty()
         || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
     {
         return Err(bad());
     }
-    Ok(if value.ends_with('/') {
-        value.to_string()
-    } else {
-        format!("{value}/")
-    })
+    // The parsed URL's own serialisation, not the raw value: a lenient spelling the parser
+    // accepted (`https:/host`, backslashes) must not reach the SDK unparsed (found by the
+    // cloud_env fuzz target). For an ordinary endpoint both are the same.
+    let mut normalised = url.as_str().to_string();
+    if !normalised.ends_with('/') {
+        normalised.push('/');
+    }
+    Ok(normalised)
 }
 
 /// Who named an environment file, which decides the rules it is read under.
@@ -746,6 +768,12 @@ mod tests {
             "a.b.",
             &"a".repeat(64),
             "a b.c",
+            // An all-digit last label makes the host an (invalid) IPv4 address to URL parsers
+            // (found by the cloud_env fuzz target).
+            "v.0",
+            "v.0x",
+            "v.0x1f",
+            "10.0.0.1",
         ] {
             assert!(!is_dns_suffix(suffix), "{suffix}");
         }
