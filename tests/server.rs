@@ -574,7 +574,7 @@ async fn tcp_endpoint_serves_too() {
 
 #[test]
 fn endpoints_parse_like_the_go_provider() {
-    // reference-provider.md §7 L 58.
+    // The endpoint cases of the Go provider v1.8.2 (Azure/secrets-store-csi-driver-provider-azure).
     assert!(parse_endpoint("udp:///provider/azure.sock").is_err());
     assert!(parse_endpoint("unix://").is_err());
     assert_eq!(

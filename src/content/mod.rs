@@ -1,6 +1,6 @@
 //! Key Vault objects to file bytes. Pure: no I/O, no clock, no logging; warnings are returned.
 //!
-//! Output matches the Go provider v1.8.2 byte for byte (see `reference-provider.md` §2):
+//! Output matches the Go provider v1.8.2 byte for byte (the content handling of `Azure/secrets-store-csi-driver-provider-azure` at tag v1.8.2, `pkg/provider`):
 //! secrets (with `objectEncoding`), certificate-backed secrets (PEM passthrough, PFX passthrough or
 //! PFX → PKCS#8 key + chain ordered leaf → root), keys (JWK → PKIX `PUBLIC KEY`), certificates
 //! (`cer` DER → one `CERTIFICATE` block). Errors never contain secret material, and the caller
