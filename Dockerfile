@@ -3,8 +3,12 @@
 # Image of the akv-csi-provider binary.
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 \
-#     --build-arg VERSION=v0.1.0 --build-arg BUILD_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-#     -t <registry>/akv-csi-provider:v0.1.0 .
+#     --build-arg VERSION=0.1.0 --build-arg BUILD_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+#     -t <registry>/akv-csi-provider:0.1.0 .
+#
+# The tag is the crate version, which is also the Helm chart's appVersion (the chart's default
+# image tag). Without Docker, `bash scripts/image.sh` builds the same content from scratch with
+# buildah and writes an OCI archive.
 #
 # Each platform is compiled natively in its own builder (QEMU for the foreign one):
 # slower than cross-compiling but needs no cross toolchain for the C parts (aws-lc, ring).

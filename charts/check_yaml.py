@@ -4,8 +4,10 @@
 For every SecretProviderClass: provider is `azure`, every parameter is a string (as the
 CRD requires), `objects` is `array:` of YAML strings each describing one object with a
 known objectType, and each secretObjects[].data[].objectName names a file the provider
-writes. Every pod or deployment volume using the CSI driver names a SecretProviderClass
-defined in the same directory. Needs PyYAML; used by charts/check.sh.
+writes. Every pod or deployment volume using the CSI driver, and every SecretSync (the Secrets
+Store Sync Controller's), names a SecretProviderClass defined in the same directory, and a
+SecretSync's data[].sourcePath names a file that class writes. Needs PyYAML; used by
+charts/check.sh.
 """
 import pathlib
 import sys
@@ -59,8 +61,18 @@ def pod_spec(doc):
     return spec if doc.get("kind") == "Pod" else (spec.get("template") or {}).get("spec")
 
 
+def spc_files(spc):
+    """The file names a SecretProviderClass's objects write (objectAlias, else objectName)."""
+    try:
+        items = (yaml.safe_load(spc.get("spec", {}).get("parameters", {}).get("objects", "")) or {}).get("array", [])
+        objects = [yaml.safe_load(item) or {} for item in items if isinstance(item, str)]
+    except (yaml.YAMLError, AttributeError):
+        return set()
+    return {o.get("objectAlias") or o.get("objectName") for o in objects if isinstance(o, dict)}
+
+
 def check_dir(directory):
-    problems, spcs, refs = [], set(), []
+    problems, spcs, refs, files, syncs = [], set(), [], {}, []
     for path in sorted(pathlib.Path(directory).glob("*.yaml")):
         try:
             docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
@@ -70,7 +82,10 @@ def check_dir(directory):
         for doc in docs:
             if doc.get("kind") == "SecretProviderClass":
                 spcs.add(doc["metadata"]["name"])
+                files[doc["metadata"]["name"]] = spc_files(doc)
                 problems += [f"{path.name}: {p}" for p in spc_problems(doc)]
+            if doc.get("kind") == "SecretSync":
+                syncs.append((path.name, doc))
             for volume in (pod_spec(doc) or {}).get("volumes", []):
                 csi = volume.get("csi") or {}
                 if csi.get("driver") == DRIVER:
@@ -80,6 +95,17 @@ def check_dir(directory):
     for file_name, spc in refs:
         if spc not in spcs:
             problems.append(f"{file_name}: SecretProviderClass {spc!r} is not defined in {directory}")
+    for file_name, sync in syncs:
+        name, spec = sync["metadata"]["name"], sync.get("spec") or {}
+        spc = spec.get("secretProviderClassName")
+        if spc not in spcs:
+            problems.append(f"{file_name}: SecretSync {name}: SecretProviderClass {spc!r} is not defined in {directory}")
+            continue
+        if not spec.get("serviceAccountName"):
+            problems.append(f"{file_name}: SecretSync {name}: no serviceAccountName")
+        for data in (spec.get("secretObject") or {}).get("data", []):
+            if data.get("sourcePath") not in files[spc]:
+                problems.append(f"{file_name}: SecretSync {name}: sourcePath {data.get('sourcePath')!r} is no file of {spc}")
     return problems
 
 

@@ -5,10 +5,14 @@
 //!   parameters are checked for shape, not against Entra ID).
 //! - `mount`: performs a real mount through the provider (same code path as the gRPC `Mount`,
 //!   without the socket) and writes the files and modes as the driver would.
+//! - `probe`: calls `Version` on a running provider's endpoint over gRPC, as the driver does
+//!   before its first mount; for checking an image or a sidecar without grpcurl.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -268,6 +272,46 @@ pub async fn mount(args: &MountArgs, provider: &Provider) -> Result<String, Stri
         let _ = writeln!(lines, "{} {}", version.id, version.version);
     }
     Ok(lines)
+}
+
+/// Calls `Version` on `endpoint` within `timeout` (connecting included); returns the response as
+/// one JSON line, or a one-line reason.
+pub async fn probe(endpoint: &str, timeout: Duration) -> Result<String, String> {
+    let endpoint = crate::server::parse_endpoint(endpoint).map_err(|e| e.to_string())?;
+    let call = async {
+        let channel = crate::telemetry::health::connect(&endpoint)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot connect to {endpoint}: {}",
+                    crate::telemetry::health::error_chain(&e)
+                )
+            })?;
+        pb::csi_driver_provider_client::CsiDriverProviderClient::new(channel)
+            .version(pb::VersionRequest {
+                version: "v1alpha1".into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| {
+                format!(
+                    "Version on {endpoint} failed: {:?}: {}",
+                    status.code(),
+                    status.message()
+                )
+            })
+    };
+    let response = tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| format!("no answer from {endpoint} within {timeout:?}"))??;
+    Ok(format!(
+        "{}\n",
+        serde_json::json!({
+            "version": response.version,
+            "runtimeName": response.runtime_name,
+            "runtimeVersion": response.runtime_version,
+        })
+    ))
 }
 
 fn read_trimmed(path: &Path) -> Result<String, String> {

@@ -118,6 +118,19 @@ pub enum Command {
     },
     /// Perform a real mount against Key Vault and write the files as the driver would.
     Mount(MountArgs),
+    /// Call `Version` on a running provider's endpoint, as the driver does; exit 1 if it does not answer.
+    Probe(ProbeArgs),
+}
+
+/// `akv-csi-provider probe`.
+#[derive(Clone, Debug, Args)]
+pub struct ProbeArgs {
+    /// The endpoint to call (default: the server's `--endpoint`).
+    #[arg(long = "endpoint", id = "probe_endpoint", value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Deadline for connecting and the call together (Go duration).
+    #[arg(long, default_value = "5s", value_parser = parse_go_duration)]
+    pub timeout: Duration,
 }
 
 /// `akv-csi-provider mount`.

@@ -58,6 +58,11 @@ fn main() -> ExitCode {
             print!("{versions}");
             Ok(())
         }),
+        Some(Command::Probe(args)) => runtime.block_on(async {
+            let endpoint = args.endpoint.as_deref().unwrap_or(&flags.endpoint);
+            print!("{}", cli::probe(endpoint, args.timeout).await?);
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
-//! The operator tools of the binary: `check` (offline validation) and `mount` (a real mount
-//! against the in-repo fake, files written with their modes).
+//! The operator tools of the binary: `check` (offline validation), `mount` (a real mount
+//! against the in-repo fake, files written with their modes) and `probe` (`Version` over the
+//! socket of a running provider).
 
 mod support;
 
@@ -91,19 +92,31 @@ fn check_accepts_a_good_manifest() {
     );
 }
 
-/// Every SecretProviderClass shipped under `examples/` passes the validator Mount uses (their
+/// Every SecretProviderClass shipped under `examples/` (and `examples/sync-controller/`) passes the validator Mount uses (their
 /// placeholders are well-formed: GUIDs for ids, a valid vault name).
 #[test]
 fn check_accepts_every_shipped_example() {
     let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
-    let mut files: Vec<String> = std::fs::read_dir(examples)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .map(|p| p.display().to_string())
-        .collect();
+    let mut files: Vec<String> = [
+        examples,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sync-controller"),
+    ]
+    .iter()
+    .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+    .map(|e| e.unwrap().path())
+    .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+    // The sync controller's Deployment holds no SecretProviderClass.
+    .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("kind: SecretProviderClass")))
+    .map(|p| p.display().to_string())
+    .collect();
     files.sort();
     assert!(files.len() >= 5, "{files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("sync-controller/secretsync.yaml")),
+        "{files:?}"
+    );
     let mut args = vec!["check"];
     args.extend(files.iter().map(String::as_str));
     let out = run(&args);
@@ -216,4 +229,72 @@ async fn mount_writes_files_and_modes_against_the_fake() {
             .starts_with("-----BEGIN CERTIFICATE-----\n")
     );
     assert!(!format!("{stdout}{stderr}").contains("sp-secret-value"));
+}
+
+#[tokio::test]
+async fn probe_calls_version_on_a_running_provider() {
+    let fake = FakeAzure::start().await;
+    let provider =
+        support::provider::RunningProvider::start(fake.transport(), Default::default()).await;
+    let endpoint = format!("unix://{}", provider.socket().display());
+    let out = tokio::task::spawn_blocking(move || run(&["probe", "--endpoint", &endpoint]))
+        .await
+        .expect("probe ran");
+    assert!(out.status.success(), "{out:?}");
+    let answer: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON line on stdout");
+    assert_eq!(
+        answer,
+        serde_json::json!({
+            "version": "v1alpha1",
+            "runtimeName": "akv-csi-provider",
+            "runtimeVersion": env!("CARGO_PKG_VERSION"),
+        })
+    );
+}
+
+#[test]
+fn probe_without_a_provider_fails_naming_the_socket() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let socket = dir.path().join("azure.sock");
+    let endpoint = format!("unix://{}", socket.display());
+    let out = run(&["probe", "--endpoint", &endpoint]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot connect to") && stderr.contains(&endpoint),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn probe_gives_up_on_a_socket_that_never_answers() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let socket = dir.path().join("azure.sock");
+    // Accepts connections and never says a word.
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let _accepting = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let endpoint = format!("unix://{}", socket.display());
+    let started = std::time::Instant::now();
+    let out = run(&["probe", "--endpoint", &endpoint, "--timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no answer from"), "{stderr}");
+    // Generous: the deadline is 1 s; a loaded machine may take a while to start the process.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn probe_uses_the_server_endpoint_flag_by_default() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let endpoint = format!("unix://{}", dir.path().join("none.sock").display());
+    let out = run(&["--endpoint", &endpoint, "probe", "--timeout", "5s"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&endpoint));
 }

@@ -47,7 +47,7 @@ async fn check(endpoint: &Endpoint) -> Result<(), String> {
 }
 
 /// A channel over the endpoint's Unix socket or TCP address; the `:authority` is `localhost`.
-async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
+pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
     let target = endpoint.clone();
     tonic::transport::Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -78,7 +78,7 @@ fn describe(endpoint: &Endpoint) -> String {
 }
 
 /// `error: cause: cause...`, without repeats — tonic's transport errors say little without their sources.
-fn error_chain(error: &dyn Error) -> String {
+pub(crate) fn error_chain(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
