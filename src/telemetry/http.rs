@@ -465,26 +465,37 @@ pub async fn bind_health(
     Ok(server)
 }
 
-/// Prometheus text 0.0.4, or OpenMetrics when the scraper's `Accept` asks for it.
+/// Prometheus text 0.0.4, or OpenMetrics when the scraper's `Accept` asks for it. Encoding
+/// grows with the series that mounts created (bounded by the label caps), so it runs on the
+/// bounded blocking pool, not on a runtime thread.
 async fn serve_metrics(
     State(metrics): State<&'static Metrics>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|value| value.to_str().ok());
-    if wants_openmetrics(accept) {
-        (
-            [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-            metrics.encode_openmetrics(),
-        )
-            .into_response()
+    let openmetrics = wants_openmetrics(
+        headers
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok()),
+    );
+    let encoded = crate::blocking::run(move || {
+        if openmetrics {
+            metrics.encode_openmetrics()
+        } else {
+            metrics.encode()
+        }
+    })
+    .await;
+    let content_type = if openmetrics {
+        OPENMETRICS_CONTENT_TYPE
     } else {
-        (
-            [(header::CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE)],
-            metrics.encode(),
-        )
-            .into_response()
+        PROMETHEUS_TEXT_CONTENT_TYPE
+    };
+    match encoded {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "encoding the metrics failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable\n").into_response()
+        }
     }
 }
 

@@ -32,7 +32,7 @@ pub const PREFIX: &str = "akv_csi_provider";
 pub const EXPIRY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Default of `--metrics-max-object-names`.
-pub const MAX_OBJECT_NAMES: usize = 1000;
+pub const MAX_OBJECT_NAMES: usize = 500;
 
 /// `object_name` of `keyvault_request` once [`Metrics::set_max_object_names`] names are in use.
 pub const OVERFLOW_OBJECT_NAME: &str = "_overflow";

@@ -155,13 +155,12 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
 /// The family a sample name belongs to, given the declared types.
 fn family_of<'a>(name: &'a str, types: &HashMap<String, String>) -> &'a str {
     for suffix in ["_bucket", "_sum", "_count"] {
-        if let Some(family) = name.strip_suffix(suffix) {
-            if types
+        if let Some(family) = name.strip_suffix(suffix)
+            && types
                 .get(family)
                 .is_some_and(|t| t == "histogram" || t == "summary")
-            {
-                return family;
-            }
+        {
+            return family;
         }
     }
     name
@@ -244,14 +243,17 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
     Ok(out)
 }
 
+/// A series' labels without `le`.
+type SeriesKey = Vec<(String, String)>;
+
 /// Every histogram series: increasing `le`, cumulative counts, a `+Inf` bucket equal to `_count`.
 fn check_histograms(out: &Exposition) -> Result<(), String> {
     for (family, kind) in &out.types {
         if kind != "histogram" {
             continue;
         }
-        let mut buckets: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
-        let mut counts: BTreeMap<Vec<(String, String)>, f64> = BTreeMap::new();
+        let mut buckets: BTreeMap<SeriesKey, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut counts: BTreeMap<SeriesKey, f64> = BTreeMap::new();
         for sample in &out.samples {
             let key = |s: &Sample| {
                 s.labels
