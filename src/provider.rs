@@ -476,7 +476,12 @@ impl Provider {
         for warning in &rendered.warnings {
             tracing::warn!(object = %object, "{warning}");
         }
-        if let (Some(leaf), Some(earliest)) = (rendered.leaf_not_after, rendered.not_after) {
+        // With objectVersionHistory, the expiry series follow the first version served (`/0`: the
+        // newest, or the one objectVersion names).
+        let newest = !object.is_multi_version() || base.ends_with("/0");
+        if let (true, Some(leaf), Some(earliest)) =
+            (newest, rendered.leaf_not_after, rendered.not_after)
+        {
             let served = CertificateObject {
                 namespace: request.pod.namespace.clone(),
                 secret_provider_class: request.secret_provider_class.clone().unwrap_or_default(),
