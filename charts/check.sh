@@ -9,6 +9,8 @@
 #      nameOverride=csi-secrets-store-provider-azure, which must give that chart's names,
 #      labels, selector, ServiceAccount and container name (charts/render_facts.py);
 #      the upgrade guard is run against a fake Kubernetes API on loopback (fake_kube_api.py);
+#      the PrometheusRule and the Grafana dashboard render only when switched on, and name
+#      only series the provider exports;
 #   4. parses every YAML file under examples/ (and examples/sync-controller/) and manifests/
 #      (charts/check_yaml.py).
 #
@@ -439,6 +441,75 @@ upgrade >/dev/null || fail "guard: refused because of the driver's DaemonSet"
 kill "$API_PID" 2>/dev/null || true
 API_PID=""
 [[ $failures == "$before" ]] && pass "upgrade guard: a DaemonSet of this release with another selector fails with what to do"
+
+# 3l. monitoring: the PrometheusRule and the Grafana dashboard, off by default
+before=$failures
+refuse "$WORK/default.yaml" default "kind: PrometheusRule" "grafana_dashboard"
+for on in "--set monitoring.prometheusRule.enabled=true" "--set-string monitoring.prometheusRule.enabled=True"; do
+    # shellcheck disable=SC2086
+    render $on >"$WORK/rule.yaml" || fail "$on does not render"
+    expect "$WORK/rule.yaml" "$on" "kind: PrometheusRule" "apiVersion: monitoring.coreos.com/v1" \
+        "severity: warning" "severity: critical" \
+        "(akv_csi_provider_certificate_expiry_timestamp_seconds - time()) < 28 * 86400" \
+        "(akv_csi_provider_certificate_expiry_timestamp_seconds - time()) < 14 * 86400" \
+        "(akv_csi_provider_certificate_chain_expiry_timestamp_seconds - time()) < 14 * 86400" \
+        'grpc_request_count{grpc_method="/v1alpha1.CSIDriverProvider/Mount",grpc_code!="OK"}' \
+        'keyvault_request_count{error!=""}' "akv_csi_provider_keyvault_throttled_total" \
+        '{{ $labels.object_name }}' "> 0.1"
+    refuse "$WORK/rule.yaml" "$on" "grafana_dashboard"
+done
+render --set monitoring.prometheusRule.enabled=true --set monitoring.prometheusRule.expiryWarningDays=45 \
+    --set monitoring.prometheusRule.expiryCriticalDays=7 --set monitoring.prometheusRule.errorRatio=0.25 \
+    --set monitoring.prometheusRule.labels.release=prometheus >"$WORK/rule-custom.yaml"
+expect "$WORK/rule-custom.yaml" "custom thresholds" "< 45 * 86400" "< 7 * 86400" "> 0.25" "release: prometheus"
+if render --set monitoring.prometheusRule.enabled=true --set monitoring.prometheusRule.expiryWarningDays=14 \
+    >/dev/null 2>"$WORK/rule-bad.log"; then fail "warning days not above critical days rendered"; fi
+expect "$WORK/rule-bad.log" "warning <= critical" "must be more than expiryCriticalDays"
+for bad in monitoring.prometheusRule.errorRatio=2 monitoring.prometheusRule.expiryWarningDays=0 \
+    monitoring.prometheusRule.for=soon monitoring.extra=1 monitoring.grafanaDashboard.enabled=yes; do
+    if render --set "$bad" >/dev/null 2>&1; then fail "schema accepted $bad"; fi
+done
+render --set monitoring.grafanaDashboard.enabled=true --set monitoring.grafanaDashboard.namespace=monitoring \
+    >"$WORK/dashboard.yaml" || fail "dashboard does not render"
+expect "$WORK/dashboard.yaml" dashboard "kind: ConfigMap" 'grafana_dashboard: "1"' "namespace: monitoring" \
+    "akv-csi-provider.json: |-"
+refuse "$WORK/dashboard.yaml" dashboard "kind: PrometheusRule"
+# The rules' expressions and the dashboard's queries name only series the provider exports.
+"$PYTHON" - "$WORK/rule.yaml" "$WORK/dashboard.yaml" <<'PY' || fail "monitoring resources do not parse or name unknown series"
+import json, re, sys, yaml
+known = {
+    "grpc_request_count", "grpc_request_bucket", "grpc_request_sum", "keyvault_request_count",
+    "keyvault_request_bucket", "keyvault_request_sum",
+    "akv_csi_provider_certificate_expiry_timestamp_seconds",
+    "akv_csi_provider_certificate_chain_expiry_timestamp_seconds",
+    "akv_csi_provider_keyvault_throttled_total", "akv_csi_provider_backoff_seconds_total",
+    "akv_csi_provider_keyvault_http_request_duration_seconds_count",
+    "akv_csi_provider_mounts_in_flight", "akv_csi_provider_token_requests_total",
+    "akv_csi_provider_cache_requests_total",
+}
+def series(expr):
+    return set(re.findall(r"\b((?:grpc_request|keyvault_request|akv_csi_provider)_[a-z_]*)", expr))
+exprs = []
+for doc in yaml.safe_load_all(open(sys.argv[1])):
+    if doc and doc.get("kind") == "PrometheusRule":
+        for group in doc["spec"]["groups"]:
+            for rule in group["rules"]:
+                exprs.append(str(rule["expr"]))
+                assert rule["labels"]["severity"] in ("warning", "critical"), rule
+assert len(exprs) == 7, exprs
+for doc in yaml.safe_load_all(open(sys.argv[2])):
+    if doc and doc.get("kind") == "ConfigMap":
+        board = json.loads(doc["data"]["akv-csi-provider.json"])
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                exprs.append(target["expr"])
+for expr in exprs:
+    assert expr.count("(") == expr.count(")") and expr.count("{") == expr.count("}"), expr
+    unknown = series(expr) - known
+    assert not unknown, (unknown, expr)
+print("ok: %d expressions name known series" % len(exprs))
+PY
+[[ $failures == "$before" ]] && pass "monitoring: PrometheusRule and Grafana dashboard render when on, not by default"
 
 # 4. example and manifest YAML
 if "$PYTHON" "$HERE/check_yaml.py" "$ROOT/examples" "$ROOT/examples/sync-controller" "$ROOT/manifests"; then

@@ -403,15 +403,21 @@ pub struct Flags {
     #[arg(long, default_value_t = 8)]
     pub http_max_connections_per_ip: usize,
 
-    /// Put Key Vault object names in the object_name label of
-    /// certificate_expiry_timestamp_seconds; false leaves it empty (one series per vault and
-    /// object type, holding the earliest expiry).
+    /// Put Key Vault object names and versions in the object_name and object_version labels of
+    /// the certificate-expiry gauges; false leaves them empty (one series per namespace,
+    /// SecretProviderClass, vault and object type, holding the earliest expiry).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true", value_parser = parse_go_bool, action = ArgAction::Set)]
     pub certificate_expiry_object_names: bool,
 
     /// Drop a certificate-expiry series no mount has refreshed for this long (pruned on a timer).
-    #[arg(long, default_value = "24h", value_parser = parse_go_duration)]
+    /// The default, 30 days, outlives any realistic interval between two mounts of an object.
+    #[arg(long, default_value = "720h", value_parser = parse_go_duration)]
     pub certificate_expiry_retention: Duration,
+
+    /// Most distinct Key Vault object names the keyvault_request metric carries in object_name;
+    /// calls for further objects are counted under object_name="_overflow".
+    #[arg(long, default_value_t = crate::telemetry::MAX_OBJECT_NAMES)]
+    pub metrics_max_object_names: usize,
 
     /// Allow a tcp:// --endpoint on a non-loopback address. The provider API has no
     /// authentication: anyone who reaches the port can mount any tenant's secrets with the

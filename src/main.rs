@@ -101,6 +101,7 @@ async fn serve(flags: &Flags) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     telemetry::metrics().configure_expiry(flags.expiry_options());
+    telemetry::metrics().set_max_object_names(flags.metrics_max_object_names);
     let metrics = telemetry::bind_metrics(
         SocketAddr::new(flags.metrics_bind_address, flags.prometheus_port),
         telemetry::metrics(),

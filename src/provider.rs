@@ -39,7 +39,7 @@ use crate::keyvault::{
 use crate::pb;
 use crate::request::{self, MountRequest, ObjectSpec, ObjectType, RequestDefaults};
 use crate::server::MountHandler;
-use crate::telemetry::metrics;
+use crate::telemetry::{CertificateObject, metrics};
 use crate::transport::Transport;
 
 /// The driver's default gRPC receive limit: a larger response cannot be delivered. Default of
@@ -307,7 +307,6 @@ impl Provider {
         };
         let seconds = started.elapsed().as_secs_f64();
         let result = result_class(&outcome);
-        metrics().mount_finished(result, seconds);
         log_mount(parsed.as_ref().ok(), &outcome, result, seconds);
         outcome
     }
@@ -477,13 +476,20 @@ impl Provider {
         for warning in &rendered.warnings {
             tracing::warn!(object = %object, "{warning}");
         }
-        if let Some(not_after) = rendered.not_after {
-            metrics().certificate_expiry(
-                &request.vault_name,
-                object.object_type.as_str(),
-                &object.name,
-                not_after,
-            );
+        // With objectVersionHistory, the expiry series follow the first version served (`/0`: the
+        // newest, or the one objectVersion names).
+        let newest = !object.is_multi_version() || base.ends_with("/0");
+        if let (true, Some(leaf), Some(earliest)) =
+            (newest, rendered.leaf_not_after, rendered.not_after)
+        {
+            let served = CertificateObject {
+                namespace: request.pod.namespace.clone(),
+                secret_provider_class: request.secret_provider_class.clone().unwrap_or_default(),
+                vault: request.vault_name.clone(),
+                object_type: object.object_type.as_str().to_owned(),
+                object_name: object.name.clone(),
+            };
+            metrics().certificate_expiry(&served, &fetched_version, leaf, earliest);
         }
         let mode = object.file_mode.unwrap_or(request.default_mode);
         let files: Vec<MountedFile> = rendered
@@ -550,7 +556,7 @@ impl MountHandler for Provider {
 
 /// A key or certificate object: one file; a certificate's notAfter feeds the expiry metric.
 fn single_file(contents: Vec<u8>) -> content::Rendered {
-    let not_after = content::certificate_expiries(&contents).into_iter().min();
+    let (leaf_not_after, not_after) = content::leaf_and_earliest_expiry(&contents);
     content::Rendered {
         files: vec![RenderedFile {
             suffix: "",
@@ -558,6 +564,7 @@ fn single_file(contents: Vec<u8>) -> content::Rendered {
         }],
         warnings: Vec::new(),
         not_after,
+        leaf_not_after,
     }
 }
 

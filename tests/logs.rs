@@ -232,7 +232,7 @@ async fn logs_hold_no_secret_material_and_metrics_show_certificate_expiry() {
         exposition
             .lines()
             .find(|l| {
-                l.starts_with("certificate_expiry_timestamp_seconds{")
+                l.starts_with("akv_csi_provider_certificate_chain_expiry_timestamp_seconds{")
                     && l.contains(&format!("object_name=\"{name}\""))
             })
             .map(str::to_string)

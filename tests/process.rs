@@ -97,7 +97,8 @@ async fn serves_health_metrics_and_mounts_then_stops_on_sigterm() {
         .unwrap();
     assert_eq!(status, 200);
     assert!(
-        body.contains("grpc_request_count{grpc_method=\"Mount\",result=\"ok\"} 1"),
+        body.lines().any(|l| l.starts_with("grpc_request_count{grpc_code=\"OK\",grpc_message=\"\",grpc_method=\"/v1alpha1.CSIDriverProvider/Mount\",")
+            && l.ends_with("} 1")),
         "{body}"
     );
     let metrics = provider.metrics.clone();

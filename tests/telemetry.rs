@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use akv_csi_provider::server::Endpoint;
 use akv_csi_provider::telemetry::{
-    self, HealthConfig, HttpServer, OPENMETRICS_CONTENT_TYPE, bind_health, bind_metrics,
-    check_grpc_health, logging, metrics,
+    self, CertificateObject, HealthConfig, HttpServer, OPENMETRICS_CONTENT_TYPE, Outcome,
+    PROMETHEUS_TEXT_CONTENT_TYPE, bind_health, bind_metrics, check_grpc_health, logging, metrics,
 };
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::oneshot;
@@ -40,8 +40,13 @@ fn http() -> reqwest::Client {
 }
 
 async fn get(address: SocketAddr, path: &str) -> (u16, String, String) {
+    get_accepting(address, path, "*/*").await
+}
+
+async fn get_accepting(address: SocketAddr, path: &str, accept: &str) -> (u16, String, String) {
     let response = http()
         .get(format!("http://{address}{path}"))
+        .header("accept", accept)
         .send()
         .await
         .unwrap();
@@ -206,48 +211,75 @@ fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
 // ---------------------------------------------------------------- /metrics
 
 #[tokio::test]
-async fn metrics_endpoint_serves_strict_openmetrics_with_bounded_labels() {
+async fn metrics_endpoint_serves_strict_openmetrics_on_request_with_bounded_labels() {
     let m = metrics();
-    m.certificate_expiry("contoso-kv", "cert", "web-tls", 1_900_000_000);
-    m.certificate_expiry("contoso-kv", "secret", "web-tls", 1_800_000_000);
+    let object = |object_type: &str| CertificateObject {
+        namespace: "shop".into(),
+        secret_provider_class: "web-spc".into(),
+        vault: "contoso-kv".into(),
+        object_type: object_type.into(),
+        object_name: "web-tls".into(),
+    };
+    m.certificate_expiry(&object("cert"), "v1", 1_900_000_000, 1_850_000_000);
+    m.certificate_expiry(&object("secret"), "v2", 1_800_000_000, 1_800_000_000);
     // Free text passed by mistake must not become a label.
     m.throttled("failed: Authorization: Bearer eyJhbGciOi");
-    m.mount_finished("permission_denied", 0.42);
-    m.keyvault_request("secret", "2xx", 0.12);
+    m.certificate_expiry(
+        &CertificateObject {
+            namespace: "a b".into(),
+            ..object("cert")
+        },
+        "Bearer x",
+        1,
+        1,
+    );
+    m.grpc_request(
+        "/v1alpha1.CSIDriverProvider/Mount",
+        tonic::Code::PermissionDenied,
+        0.42,
+    );
+    m.keyvault_request("secret", "web-tls", Outcome::KeyVault(None), 0.12);
+    m.keyvault_exchange("secret", Some(200), true, 0.12);
     m.token_request("workload_identity", "ok");
     m.backoff(0.5);
     m.cache(telemetry::CacheOutcome::Hit);
     let _in_flight = m.mount_started();
 
     let (address, _stop) = spawn(bind_metrics(loopback(), m).await.unwrap());
-    let (status, content_type, body) = get(address, "/metrics").await;
+    let (status, content_type, body) = get_accepting(
+        address,
+        "/metrics",
+        "application/openmetrics-text; version=1.0.0",
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(content_type, OPENMETRICS_CONTENT_TYPE);
     let samples = parse_exposition(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
 
     let expiry: Vec<&Sample> = samples
         .iter()
-        .filter(|s| s.name == "certificate_expiry_timestamp_seconds")
+        .filter(|s| s.name == "akv_csi_provider_certificate_expiry_timestamp_seconds")
         .collect();
     let web_cert = expiry
         .iter()
-        .find(|s| s.labels.get("object_type").map(String::as_str) == Some("cert"))
+        .find(|s| {
+            s.labels.get("object_type").map(String::as_str) == Some("cert")
+                && s.labels["namespace"] == "shop"
+        })
         .expect("expiry gauge of the cert");
     assert_eq!(web_cert.value, 1_900_000_000.0);
     assert_eq!(web_cert.labels["vault"], "contoso-kv");
     assert_eq!(web_cert.labels["object_name"], "web-tls");
-    assert_eq!(
-        expiry.len(),
-        2,
-        "one series per (vault, object_type, object_name)"
-    );
+    assert_eq!(web_cert.labels["secret_provider_class"], "web-spc");
+    assert_eq!(web_cert.labels["object_version"], "v1");
+    assert_eq!(expiry.len(), 3, "one series per object");
 
     for sample in &samples {
         for (key, value) in &sample.labels {
             let bounded = value.len() <= 127
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'));
+                && value.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'/')
+                });
             assert!(
                 bounded,
                 "free text in label {key}={value:?} of {}",
@@ -259,12 +291,14 @@ async fn metrics_endpoint_serves_strict_openmetrics_with_bounded_labels() {
     for name in [
         "grpc_request_count",
         "grpc_request_bucket",
-        "mounts_in_flight",
         "keyvault_request_sum",
-        "token_requests_total",
-        "keyvault_throttled_total",
-        "backoff_seconds_total",
-        "cache_requests_total",
+        "akv_csi_provider_mounts_in_flight",
+        "akv_csi_provider_keyvault_http_request_duration_seconds_count",
+        "akv_csi_provider_token_requests_total",
+        "akv_csi_provider_keyvault_throttled_total",
+        "akv_csi_provider_backoff_seconds_total",
+        "akv_csi_provider_cache_requests_total",
+        "akv_csi_provider_certificate_chain_expiry_timestamp_seconds",
     ] {
         assert!(
             samples.iter().any(|s| s.name == name),
@@ -275,11 +309,20 @@ async fn metrics_endpoint_serves_strict_openmetrics_with_bounded_labels() {
         .iter()
         .find(|s| {
             s.name == "grpc_request_count"
-                && s.labels.get("result").map(String::as_str) == Some("permission_denied")
+                && s.labels.get("grpc_code").map(String::as_str) == Some("PermissionDenied")
         })
-        .expect("mount count by result");
-    assert_eq!(mounts.labels["grpc_method"], "Mount");
+        .expect("mount count by code");
+    assert_eq!(
+        mounts.labels["grpc_method"],
+        "/v1alpha1.CSIDriverProvider/Mount"
+    );
+    assert_eq!(mounts.labels["grpc_message"], "forbidden");
     assert!(mounts.value >= 1.0);
+
+    // Without asking for OpenMetrics: Prometheus text 0.0.4.
+    let (_, content_type, body) = get(address, "/metrics").await;
+    assert_eq!(content_type, PROMETHEUS_TEXT_CONTENT_TYPE);
+    assert!(!body.contains("# EOF"));
 }
 
 #[tokio::test]

@@ -88,6 +88,15 @@ pub struct Rendered {
     /// Earliest notAfter (Unix seconds) of the certificates the object holds, for the expiry
     /// metric; `None` when it holds none.
     pub not_after: Option<i64>,
+    /// notAfter of the leaf: the first certificate served (Key Vault and our chain building put
+    /// the leaf first).
+    pub leaf_not_after: Option<i64>,
+}
+
+/// `(leaf, earliest)` notAfter of the certificates in `pem` (see [`certificate_expiries`]).
+pub fn leaf_and_earliest_expiry(pem: &[u8]) -> (Option<i64>, Option<i64>) {
+    let all = certificate_expiries(pem);
+    (all.first().copied(), all.into_iter().min())
 }
 
 /// Why an object could not be converted. Never contains secret material.
@@ -125,7 +134,7 @@ pub fn render_secret(
     } else {
         value.expose().as_bytes().to_vec()
     };
-    rendered.not_after = earliest_expiry(&main, bundle, format);
+    (rendered.leaf_not_after, rendered.not_after) = expiries(&main, bundle, format);
     if cert_backed && options.write_cert_and_key_in_separate_files {
         let (certs, keys) = split_cert_and_key(&main);
         rendered.files.push(RenderedFile {
@@ -146,19 +155,27 @@ pub fn render_secret(
 
 /// Earliest notAfter of the certificates in a secret's main file; a PFX kept as PFX is opened
 /// for this only.
-fn earliest_expiry(main: &[u8], bundle: &SecretBundle, format: ObjectFormat) -> Option<i64> {
+fn expiries(
+    main: &[u8],
+    bundle: &SecretBundle,
+    format: ObjectFormat,
+) -> (Option<i64>, Option<i64>) {
     let pfx_kept = format == ObjectFormat::Pfx
         && bundle.content_type.as_deref() == Some(CONTENT_TYPE_PFX)
         && bundle.kid.as_deref().is_some_and(|kid| !kid.is_empty());
     let converted;
     let pem = match (&bundle.value, pfx_kept) {
         (Some(value), true) => {
-            converted = pfx_to_pem(value, false, &mut Vec::new()).ok()?;
+            // Chain building puts the leaf first.
+            let Ok(pem) = pfx_to_pem(value, true, &mut Vec::new()) else {
+                return (None, None);
+            };
+            converted = pem;
             &converted[..]
         }
         _ => main,
     };
-    certificate_expiries(pem).into_iter().min()
+    leaf_and_earliest_expiry(pem)
 }
 
 /// The main file of a certificate-backed secret (before `objectEncoding`).

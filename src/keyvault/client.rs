@@ -30,7 +30,7 @@ use crate::auth::ResolvedIdentity;
 use crate::content::{JsonWebKey, SecretBundle};
 use crate::request::{ObjectType, validate_key_vault_id};
 use crate::sensitive::Sensitive;
-use crate::telemetry::{CacheOutcome, metrics};
+use crate::telemetry::{CacheOutcome, Outcome, metrics};
 use crate::transport::Transport;
 
 /// What a [`VaultClient`] needs besides its identity, shared by every client of a [`super::VaultClients`].
@@ -398,6 +398,7 @@ impl VaultClient {
         deadline: Instant,
     ) -> Result<Vec<VersionInfo>, KvError> {
         check_path(name, "")?;
+        let record = ObjectCall::start(object_type, name);
         let raw = self
             .inner
             .call(object_type, deadline, |sdk| async move {
@@ -427,13 +428,64 @@ impl VaultClient {
                     }
                 }
             })
-            .await?;
-        raw.into_iter().map(RawVersion::into_info).collect()
+            .await;
+        record.finish(raw.and_then(|raw| raw.into_iter().map(RawVersion::into_info).collect()))
+    }
+}
+
+/// One Key Vault call for an object, recorded in upstream's `keyvault_request` when dropped:
+/// with its outcome, or as abandoned when the caller stopped waiting first.
+struct ObjectCall<'a> {
+    object_type: ObjectType,
+    name: &'a str,
+    started: Instant,
+    outcome: Outcome,
+}
+
+impl<'a> ObjectCall<'a> {
+    fn start(object_type: ObjectType, name: &'a str) -> Self {
+        Self {
+            object_type,
+            name,
+            started: Instant::now(),
+            outcome: Outcome::Abandoned,
+        }
+    }
+
+    fn finish<T>(mut self, result: Result<T, KvError>) -> Result<T, KvError> {
+        self.outcome = Outcome::KeyVault(result.as_ref().err().map(|e| e.kind));
+        result
+    }
+}
+
+impl Drop for ObjectCall<'_> {
+    fn drop(&mut self) {
+        metrics().keyvault_request(
+            self.object_type.as_str(),
+            self.name,
+            self.outcome,
+            self.started.elapsed().as_secs_f64(),
+        );
     }
 }
 
 impl Inner {
+    /// One object GET, recorded in `keyvault_request` (retries included).
     async fn fetch_secret(
+        self: Arc<Self>,
+        name: String,
+        version: String,
+        deadline: Instant,
+    ) -> Result<Fetched<SecretBundle>, KvError> {
+        let record = ObjectCall::start(ObjectType::Secret, &name);
+        let result = self
+            .clone()
+            .fetch_secret_unrecorded(name.clone(), version, deadline)
+            .await;
+        record.finish(result)
+    }
+
+    async fn fetch_secret_unrecorded(
         self: Arc<Self>,
         name: String,
         version: String,
@@ -467,7 +519,22 @@ impl Inner {
         })
     }
 
+    /// One object GET, recorded in `keyvault_request` (retries included).
     async fn fetch_key(
+        self: Arc<Self>,
+        name: String,
+        version: String,
+        deadline: Instant,
+    ) -> Result<Fetched<JsonWebKey>, KvError> {
+        let record = ObjectCall::start(ObjectType::Key, &name);
+        let result = self
+            .clone()
+            .fetch_key_unrecorded(name.clone(), version, deadline)
+            .await;
+        record.finish(result)
+    }
+
+    async fn fetch_key_unrecorded(
         self: Arc<Self>,
         name: String,
         version: String,
@@ -496,7 +563,22 @@ impl Inner {
         Ok(Fetched { value, version })
     }
 
+    /// One object GET, recorded in `keyvault_request` (retries included).
     async fn fetch_certificate(
+        self: Arc<Self>,
+        name: String,
+        version: String,
+        deadline: Instant,
+    ) -> Result<Fetched<Vec<u8>>, KvError> {
+        let record = ObjectCall::start(ObjectType::Cert, &name);
+        let result = self
+            .clone()
+            .fetch_certificate_unrecorded(name.clone(), version, deadline)
+            .await;
+        record.finish(result)
+    }
+
+    async fn fetch_certificate_unrecorded(
         self: Arc<Self>,
         name: String,
         version: String,

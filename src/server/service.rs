@@ -3,7 +3,8 @@
 //!
 //! This is where every status of ours leaves the provider, so the one size rule for status
 //! messages ([`crate::text::status_message`], at most 4 KiB) is applied here, whatever produced
-//! the status.
+//! the status, and where each call is recorded in `grpc_request` with its full method name and
+//! code, as upstream's unary interceptor does (`pkg/utils/grpc.go`, v1.8.2).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,46 @@ use crate::pb;
 
 /// The API version the driver speaks and every provider reports.
 const API_VERSION: &str = "v1alpha1";
+
+/// Full method names, the `grpc_method` label values.
+pub const VERSION_METHOD: &str = "/v1alpha1.CSIDriverProvider/Version";
+pub const MOUNT_METHOD: &str = "/v1alpha1.CSIDriverProvider/Mount";
+
+/// Records a call in `grpc_request` when dropped: with the code it ended with, or `Cancelled`
+/// when the caller went away first (tonic drops the handler's future).
+struct CallRecord {
+    method: &'static str,
+    started: Instant,
+    code: tonic::Code,
+}
+
+impl CallRecord {
+    fn start(method: &'static str) -> Self {
+        Self {
+            method,
+            started: Instant::now(),
+            code: tonic::Code::Cancelled,
+        }
+    }
+
+    fn finish<T>(mut self, result: Result<T, Status>) -> Result<T, Status> {
+        self.code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        };
+        result
+    }
+}
+
+impl Drop for CallRecord {
+    fn drop(&mut self) {
+        crate::telemetry::metrics().grpc_request(
+            self.method,
+            self.code,
+            self.started.elapsed().as_secs_f64(),
+        );
+    }
+}
 
 pub(super) struct ProviderService {
     handler: Arc<dyn MountHandler>,
@@ -33,28 +74,31 @@ impl pb::csi_driver_provider_server::CsiDriverProvider for ProviderService {
         &self,
         _request: Request<pb::VersionRequest>,
     ) -> Result<Response<pb::VersionResponse>, Status> {
-        Ok(Response::new(pb::VersionResponse {
+        CallRecord::start(VERSION_METHOD).finish(Ok(Response::new(pb::VersionResponse {
             version: API_VERSION.to_owned(),
             runtime_name: crate::RUNTIME_NAME.to_owned(),
             runtime_version: crate::RUNTIME_VERSION.to_owned(),
-        }))
+        })))
     }
 
     async fn mount(
         &self,
         request: Request<pb::MountRequest>,
     ) -> Result<Response<pb::MountResponse>, Status> {
+        let record = CallRecord::start(MOUNT_METHOD);
         let deadline = request
             .metadata()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .and_then(|timeout| Instant::now().checked_add(timeout));
-        self.handler
+        let result = self
+            .handler
             .mount(request.into_inner(), deadline)
             .await
             .map(Response::new)
-            .map_err(|status| capped(&status))
+            .map_err(|status| capped(&status));
+        record.finish(result)
     }
 }
 

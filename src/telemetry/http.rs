@@ -45,8 +45,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::exposition::{
+    OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE, wants_openmetrics,
+};
 use super::health::check_grpc_health;
-use super::metrics::{Metrics, OPENMETRICS_CONTENT_TYPE};
+use super::metrics::Metrics;
 use crate::server::Endpoint;
 
 /// Largest buffer hyper keeps for one connection's request head (headers included); a longer
@@ -462,12 +465,38 @@ pub async fn bind_health(
     Ok(server)
 }
 
-async fn serve_metrics(State(metrics): State<&'static Metrics>) -> Response {
-    (
-        [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-        metrics.encode(),
-    )
-        .into_response()
+/// Prometheus text 0.0.4, or OpenMetrics when the scraper's `Accept` asks for it. Encoding
+/// grows with the series that mounts created (bounded by the label caps), so it runs on the
+/// bounded blocking pool, not on a runtime thread.
+async fn serve_metrics(
+    State(metrics): State<&'static Metrics>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let openmetrics = wants_openmetrics(
+        headers
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok()),
+    );
+    let encoded = crate::blocking::run(move || {
+        if openmetrics {
+            metrics.encode_openmetrics()
+        } else {
+            metrics.encode()
+        }
+    })
+    .await;
+    let content_type = if openmetrics {
+        OPENMETRICS_CONTENT_TYPE
+    } else {
+        PROMETHEUS_TEXT_CONTENT_TYPE
+    };
+    match encoded {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "encoding the metrics failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable\n").into_response()
+        }
+    }
 }
 
 async fn serve_health(State(config): State<Arc<HealthConfig>>, uri: Uri) -> Response {

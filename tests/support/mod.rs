@@ -7,4 +7,5 @@
 pub mod driver;
 pub mod fake;
 pub mod process;
+pub mod prom_text;
 pub mod provider;
