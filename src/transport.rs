@@ -16,8 +16,8 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, RetryOptions, Url};
 use azure_core::http::headers::HeaderName;
+use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, RetryOptions, Url};
 
 /// Header carrying the host the request was addressed to, set by the redirecting transport so a
 /// fake can tell Key Vault, Entra ID, IMDS and NMI apart.
@@ -240,9 +240,7 @@ fn target_of(scope: &Scope, url: &Url) -> Result<Target, TransportError> {
 /// The target of an `https` URL and whether it is a loopback host.
 fn parse_target(url: &Url) -> Result<(Target, bool), TransportError> {
     if url.scheme() != "https" {
-        return Err(TransportError(format!(
-            "{url} is not an https URL"
-        )));
+        return Err(TransportError(format!("{url} is not an https URL")));
     }
     let (host, loopback) = match url.host() {
         Some(url::Host::Domain(d)) => (d.to_ascii_lowercase(), d.eq_ignore_ascii_case("localhost")),
@@ -305,7 +303,10 @@ impl HttpClient for ServerNameClient {
         let other_target = |what: &str| {
             azure_core::Error::with_message(
                 azure_core::error::ErrorKind::Other,
-                format!("the server-name client for {} cannot send {what}", self.connect.authority),
+                format!(
+                    "the server-name client for {} cannot send {what}",
+                    self.connect.authority
+                ),
             )
         };
         let addressed = parse_target(request.url())
@@ -318,7 +319,10 @@ impl HttpClient for ServerNameClient {
         if rewritten.is_err() {
             return Err(other_target("to this server name"));
         }
-        named.insert_header(HeaderName::from_static("host"), self.connect.authority.clone());
+        named.insert_header(
+            HeaderName::from_static("host"),
+            self.connect.authority.clone(),
+        );
         HttpClient::execute_request(&self.inner, &named).await
     }
 }

@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use akv_csi_provider::auth::{AuthError, AuthOptions, Identities, ResolvedIdentity};
+use akv_csi_provider::auth::{AuthOptions, Identities, ResolvedIdentity};
 use akv_csi_provider::request::{CloudEnvironment, IdentityRequest, MountRequest, PodInfo};
 use akv_csi_provider::sensitive::Sensitive;
 use support::fake::{FakeAzure, Fault, service_account_token};
@@ -861,7 +861,9 @@ async fn identity_binding_through_a_test_transport_stays_on_loopback() {
     });
     let err = ids.resolve(&missing).await.unwrap_err();
     assert!(
-        err.0.contains("clientID and the service account token for api://AKSIdentityBinding are required"),
+        err.0.contains(
+            "clientID and the service account token for api://AKSIdentityBinding are required"
+        ),
         "{err}"
     );
     assert_eq!(fake.counts(), Default::default());

@@ -126,7 +126,10 @@ fn contents(response: &akv_csi_provider::pb::MountResponse) -> Vec<(&str, &str)>
 fn assert_clean(fake: &FakeAzure, status: &tonic::Status, expected: &[&str]) {
     let message = status.message();
     for part in expected {
-        assert!(message.contains(part), "{message:?} should contain {part:?}");
+        assert!(
+            message.contains(part),
+            "{message:?} should contain {part:?}"
+        );
     }
     for secret in fake.sensitive_strings() {
         assert!(!message.contains(&secret), "{message:?} leaks a secret");
@@ -142,12 +145,18 @@ async fn computed_server_name_mounts_then_warm_mounts_make_no_token_request() {
     let response = driver.mount(&pod, None, "420").await.unwrap();
     assert_eq!(contents(&response), vec![("db-password", "hunter2")]);
     assert_eq!(s.proxy.token_requests(), 1);
-    assert_eq!(s.fake.counts().entra_tokens, 0, "nothing goes to Entra ID directly");
+    assert_eq!(
+        s.fake.counts().entra_tokens,
+        0,
+        "nothing goes to Entra ID directly"
+    );
 
     let records = s.proxy.records();
     // The probe: a handshake without SNI (an IP address) reads the API server's certificate.
     assert!(
-        records.iter().any(|r| r.server_name.is_none() && r.status == 403),
+        records
+            .iter()
+            .any(|r| r.server_name.is_none() && r.status == 403),
         "{records:?}"
     );
     let token = records
@@ -155,8 +164,14 @@ async fn computed_server_name_mounts_then_warm_mounts_make_no_token_request() {
         .find(|r| r.method == "POST")
         .expect("a token request");
     assert_eq!(token.server_name.as_deref(), Some(COMPUTED_NAME));
-    assert_eq!(token.path, format!("{PROXY_PATH}/{TENANT}/oauth2/v2.0/token"));
-    assert_eq!(token.host, s.proxy.url()["https://".len()..].split('/').next().unwrap());
+    assert_eq!(
+        token.path,
+        format!("{PROXY_PATH}/{TENANT}/oauth2/v2.0/token")
+    );
+    assert_eq!(
+        token.host,
+        s.proxy.url()["https://".len()..].split('/').next().unwrap()
+    );
     assert_eq!(token.status, 200);
 
     // Warm: the same pod again (the same accepted token) → no token request, no new probe.
@@ -165,9 +180,17 @@ async fn computed_server_name_mounts_then_warm_mounts_make_no_token_request() {
         let response = driver.mount(&pod, None, "420").await.unwrap();
         assert_eq!(contents(&response), vec![("db-password", "hunter2")]);
     }
-    assert_eq!(s.proxy.token_requests(), 1, "warm mounts make 0 token requests");
     assert_eq!(
-        s.proxy.records().iter().filter(|r| r.method == "GET").count(),
+        s.proxy.token_requests(),
+        1,
+        "warm mounts make 0 token requests"
+    );
+    assert_eq!(
+        s.proxy
+            .records()
+            .iter()
+            .filter(|r| r.method == "GET")
+            .count(),
         1,
         "the server name is computed once"
     );
@@ -176,7 +199,12 @@ async fn computed_server_name_mounts_then_warm_mounts_make_no_token_request() {
 
 #[tokio::test]
 async fn configured_sni_name_is_used_for_tls_and_no_probe_is_made() {
-    let s = setup("proxy.example.ests.aks", Some("proxy.example.ests.aks"), None).await;
+    let s = setup(
+        "proxy.example.ests.aks",
+        Some("proxy.example.ests.aks"),
+        None,
+    )
+    .await;
     let mut driver = s.provider.driver().await;
     let response = driver.mount(&bound_pod(), None, "420").await.unwrap();
     assert_eq!(contents(&response), vec![("db-password", "hunter2")]);
@@ -195,7 +223,11 @@ async fn wrong_server_name_fails_tls_verification_cleanly() {
     let s = setup("proxy.example.ests.aks", Some("other.ests.aks"), None).await;
     let mut driver = s.provider.driver().await;
     let status = driver.mount(&bound_pod(), None, "420").await.unwrap_err();
-    assert_clean(&s.fake, &status, &["azure_token_proxy", "token proxy", "unreachable"]);
+    assert_clean(
+        &s.fake,
+        &status,
+        &["azure_token_proxy", "token proxy", "unreachable"],
+    );
     assert_eq!(s.proxy.token_requests(), 0);
 }
 
@@ -208,7 +240,11 @@ async fn unbound_service_account_and_other_namespace_are_refused() {
         attributes("ns1", "other", &[(BINDING, BINDING)]),
     ] {
         let status = driver.mount(&pod, None, "420").await.unwrap_err();
-        assert_clean(&s.fake, &status, &["azure_token_proxy", "HTTP 403", "not bound"]);
+        assert_clean(
+            &s.fake,
+            &status,
+            &["azure_token_proxy", "HTTP 403", "not bound"],
+        );
     }
     // The bound account still works, and a refused one left nothing behind for it to share.
     driver.mount(&bound_pod(), None, "420").await.unwrap();
@@ -226,7 +262,11 @@ async fn two_service_accounts_with_one_client_id_never_share() {
     driver.mount(&second, None, "420").await.unwrap();
     driver.mount(&first, None, "420").await.unwrap();
     driver.mount(&second, None, "420").await.unwrap();
-    assert_eq!(s.proxy.token_requests(), 2, "one exchange per service account");
+    assert_eq!(
+        s.proxy.token_requests(),
+        2,
+        "one exchange per service account"
+    );
 }
 
 #[tokio::test]
@@ -283,7 +323,12 @@ async fn proxy_down_is_unreachable_with_and_without_a_configured_name() {
 
 #[tokio::test]
 async fn a_rotated_ca_file_is_picked_up_without_a_restart() {
-    let s = setup("proxy.example.ests.aks", Some("proxy.example.ests.aks"), None).await;
+    let s = setup(
+        "proxy.example.ests.aks",
+        Some("proxy.example.ests.aks"),
+        None,
+    )
+    .await;
     // Another cluster's CA: verification fails.
     let stranger = FakeAzure::start_tls().await;
     std::fs::write(&s.ca_file, stranger.ca_pem().unwrap()).unwrap();

@@ -115,15 +115,16 @@ pub fn cluster_id_from_certificate(der: &[u8]) -> Result<String, String> {
     let sans = cert
         .subject_alternative_name()
         .map_err(|_| "the API server's certificate has a malformed subjectAltName".to_string())?;
-    let found = sans.into_iter().flat_map(|ext| ext.value.general_names.iter()).find_map(|name| {
-        match name {
+    let found = sans
+        .into_iter()
+        .flat_map(|ext| ext.value.general_names.iter())
+        .find_map(|name| match name {
             x509_parser::extensions::GeneralName::DNSName(dns) => dns
                 .strip_prefix(SAN_PREFIX)
                 .and_then(|rest| rest.strip_suffix(SAN_SUFFIX))
                 .map(str::to_string),
             _ => None,
-        }
-    });
+        });
     match found {
         Some(id) if !id.is_empty() => Ok(id),
         Some(_) => Err(format!(
@@ -255,9 +256,11 @@ impl TokenProxy {
     /// SDK client options sending Entra ID token requests through this proxy.
     pub(crate) fn client_options(self: &Arc<Self>, base: ClientOptions) -> ClientOptions {
         ClientOptions {
-            transport: Some(azure_core::http::Transport::new(Arc::new(ProxyHttpClient {
-                proxy: self.clone(),
-            }))),
+            transport: Some(azure_core::http::Transport::new(Arc::new(
+                ProxyHttpClient {
+                    proxy: self.clone(),
+                },
+            ))),
             ..base
         }
     }
@@ -389,7 +392,12 @@ fn read_capped(path: &std::path::Path) -> Result<CaFile, String> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CaFile::Absent),
-        Err(e) => return Err(format!("cannot read the token proxy CA file {}: {e}", shown())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the token proxy CA file {}: {e}",
+                shown()
+            ));
+        }
     };
     let mut bytes = Vec::new();
     file.take(MAX_CA_FILE_BYTES + 1)
@@ -540,7 +548,10 @@ mod tests {
             assert!(check_sni_name(bad).is_err(), "{bad}");
         }
         let defaults = token_proxy_options(None, None, None).unwrap();
-        assert_eq!(defaults.url.as_str(), "https://kubernetes.default.svc.cluster.local/");
+        assert_eq!(
+            defaults.url.as_str(),
+            "https://kubernetes.default.svc.cluster.local/"
+        );
         assert_eq!(defaults.ca_file, PathBuf::from(DEFAULT_TOKEN_PROXY_CA_FILE));
         assert!(defaults.sni_name.is_none());
     }
@@ -588,11 +599,15 @@ mod tests {
             ))
         };
         check_audience(&jwt(serde_json::json!({"aud": "api://AKSIdentityBinding"}))).unwrap();
-        check_audience(&jwt(serde_json::json!({"aud": ["x", "api://AKSIdentityBinding"]})))
-            .unwrap();
-        let e = check_audience(&jwt(serde_json::json!({"aud": "api://AzureADTokenExchange"})))
-            .unwrap_err()
-            .0;
+        check_audience(&jwt(
+            serde_json::json!({"aud": ["x", "api://AKSIdentityBinding"]}),
+        ))
+        .unwrap();
+        let e = check_audience(&jwt(
+            serde_json::json!({"aud": "api://AzureADTokenExchange"}),
+        ))
+        .unwrap_err()
+        .0;
         assert!(
             e.contains("api://AzureADTokenExchange") && e.contains("not api://AKSIdentityBinding"),
             "{e}"

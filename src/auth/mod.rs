@@ -473,7 +473,9 @@ impl Identities {
         let mode = request.identity.mode_name();
         if client_id.is_empty() || token.is_empty() {
             let audience = match &request.identity {
-                IdentityRequest::AzureTokenProxy { .. } => crate::request::IDENTITY_BINDING_AUDIENCE,
+                IdentityRequest::AzureTokenProxy { .. } => {
+                    crate::request::IDENTITY_BINDING_AUDIENCE
+                }
                 _ => crate::request::WORKLOAD_IDENTITY_AUDIENCE,
             };
             return Err(auth_error(

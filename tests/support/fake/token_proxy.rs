@@ -95,7 +95,9 @@ fn certified(ca: &CertifiedIssuer<'_, KeyPair>, sans: Vec<String>) -> Arc<Certif
         .distinguished_name
         .push(DnType::CommonName, sans[0].clone());
     let key = KeyPair::generate().expect("fake token proxy: key generation");
-    let cert = params.signed_by(&key, ca).expect("fake token proxy: signing");
+    let cert = params
+        .signed_by(&key, ca)
+        .expect("fake token proxy: signing");
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let signing = provider
@@ -223,7 +225,11 @@ impl FakeTokenProxy {
     }
 }
 
-async fn serve(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, shared: Arc<ProxyShared>) {
+async fn serve(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shared: Arc<ProxyShared>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -341,7 +347,11 @@ fn decide(
     };
     let _tenant = tail;
     if parts.method != axum::http::Method::POST {
-        return oauth_error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "POST only");
+        return oauth_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "POST only",
+        );
     }
     let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
     let field = |name: &str| {
@@ -350,9 +360,11 @@ fn decide(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     };
-    let (Some(client_id), Some(assertion), Some(scope)) =
-        (field("client_id"), field("client_assertion"), field("scope"))
-    else {
+    let (Some(client_id), Some(assertion), Some(scope)) = (
+        field("client_id"),
+        field("client_assertion"),
+        field("scope"),
+    ) else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -371,7 +383,11 @@ fn decide(
         );
     }
     let Some(claims) = jwt_claims(assertion) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "the assertion is not a JWT");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the assertion is not a JWT",
+        );
     };
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(s)) => vec![s.as_str()],
@@ -396,7 +412,10 @@ fn decide(
             "the service account token has expired",
         );
     }
-    let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !shared
         .lock()
         .bindings
