@@ -395,3 +395,65 @@ impl HttpClient for RedirectAll {
         HttpClient::execute_request(&self.inner, &redirected).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_name_host_port_and_host_header() {
+        let t = |u: &str| parse_target(&Url::parse(u).unwrap()).unwrap();
+        let (def, loopback) = t("https://kubernetes.default.svc.cluster.local/x");
+        assert_eq!(
+            (
+                def.host.as_str(),
+                def.port,
+                def.authority.as_str(),
+                loopback
+            ),
+            (
+                "kubernetes.default.svc.cluster.local",
+                443,
+                "kubernetes.default.svc.cluster.local",
+                false
+            )
+        );
+        let (ip, loopback) = t("https://127.0.0.1:8443");
+        assert_eq!(
+            (ip.authority.as_str(), ip.port, loopback),
+            ("127.0.0.1:8443", 8443, true)
+        );
+        let (v6, loopback) = t("https://[::1]:9443/");
+        assert_eq!(
+            (v6.host.as_str(), v6.authority.as_str(), loopback),
+            ("::1", "[::1]:9443", true)
+        );
+        assert!(parse_target(&Url::parse("http://127.0.0.1/").unwrap()).is_err());
+    }
+
+    #[test]
+    fn test_transports_build_proxy_clients_for_loopback_only() {
+        let transport =
+            Transport::redirect_all(Url::parse("http://127.0.0.1:1/").unwrap(), None).unwrap();
+        let far = Url::parse("https://kubernetes.default.svc.cluster.local").unwrap();
+        let e = transport
+            .server_name_client(&far, "a.ests.aks", &Roots::System)
+            .unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
+        let near = Url::parse("https://127.0.0.1:8443").unwrap();
+        let client = transport
+            .server_name_client(&near, "A.ests.aks", &Roots::System)
+            .unwrap();
+        assert_eq!(client.server_name(), "a.ests.aks");
+        assert!(
+            transport
+                .server_name_client(&near, "10.0.0.1", &Roots::System)
+                .is_err()
+        );
+        assert!(
+            transport
+                .server_name_client(&near, "a.ests.aks", &Roots::Only(b"not pem".to_vec()))
+                .is_err()
+        );
+    }
+}

@@ -50,6 +50,9 @@ pub const DEFAULT_TOKEN_PROXY_CA_FILE: &str =
     "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 /// Largest CA file read (a cluster CA bundle is a few kilobytes).
 pub const MAX_CA_FILE_BYTES: u64 = 1 << 20;
+/// How long a failure to compute the server name is answered without trying again, so mounts
+/// queued behind a probe that timed out do not each wait for one of their own.
+const PROBE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 const SNI_SALT: &str = "identity-binding";
 const SNI_PREFIX: &str = "a";
@@ -215,6 +218,8 @@ pub(crate) struct TokenProxy {
     options: TokenProxyOptions,
     transport: Transport,
     computed_name: tokio::sync::OnceCell<String>,
+    /// The last failure to compute the name, and when.
+    probe_failure: Mutex<Option<(std::time::Instant, AuthError)>>,
     current: Mutex<Option<Current>>,
 }
 
@@ -245,6 +250,7 @@ impl TokenProxy {
             options,
             transport,
             computed_name: tokio::sync::OnceCell::new(),
+            probe_failure: Mutex::new(None),
             current: Mutex::new(None),
         }
     }
@@ -271,9 +277,21 @@ impl TokenProxy {
             return Ok(name.clone());
         }
         let timeout = self.options.probe_timeout;
+        let recent_failure = || {
+            self.probe_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < PROBE_RETRY_AFTER)
+                .map(|(_, e)| e.clone())
+        };
         self.computed_name
             .get_or_try_init(|| async {
-                match tokio::time::timeout(timeout, self.compute_server_name()).await {
+                if let Some(error) = recent_failure() {
+                    return Err(error);
+                }
+                let result = match tokio::time::timeout(timeout, self.compute_server_name()).await
+                {
                     Ok(result) => result,
                     Err(_) => Err(auth_error(
                         MODE,
@@ -282,7 +300,15 @@ impl TokenProxy {
                             self.proxy()
                         ),
                     )),
+                };
+                if let Err(error) = &result {
+                    *self
+                        .probe_failure
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) =
+                        Some((std::time::Instant::now(), error.clone()));
                 }
+                result
             })
             .await
             .cloned()
