@@ -219,14 +219,19 @@ async fn configured_sni_name_is_used_for_tls_and_no_probe_is_made() {
 #[tokio::test]
 async fn wrong_server_name_fails_tls_verification_cleanly() {
     // The proxy answers for another name than the one configured: its default certificate does
-    // not name ours, so the handshake fails and the mount says the proxy is unreachable.
+    // not name ours, so the handshake fails and the mount names the settings to check.
     let s = setup("proxy.example.ests.aks", Some("other.ests.aks"), None).await;
     let mut driver = s.provider.driver().await;
     let status = driver.mount(&bound_pod(), None, "420").await.unwrap_err();
     assert_clean(
         &s.fake,
         &status,
-        &["azure_token_proxy", "token proxy", "unreachable"],
+        &[
+            "azure_token_proxy",
+            "token proxy",
+            "not valid for that name",
+            "--sni-name",
+        ],
     );
     assert_eq!(s.proxy.token_requests(), 0);
 }
@@ -334,7 +339,11 @@ async fn a_rotated_ca_file_is_picked_up_without_a_restart() {
     std::fs::write(&s.ca_file, stranger.ca_pem().unwrap()).unwrap();
     let mut driver = s.provider.driver().await;
     let status = driver.mount(&bound_pod(), None, "420").await.unwrap_err();
-    assert_clean(&s.fake, &status, &["unreachable"]);
+    assert_clean(
+        &s.fake,
+        &status,
+        &["--token-proxy-ca-file", "UnknownIssuer"],
+    );
     // The right CA appears in the file: the next mount trusts it.
     std::fs::write(&s.ca_file, s.proxy.ca_pem()).unwrap();
     driver.mount(&bound_pod(), None, "420").await.unwrap();

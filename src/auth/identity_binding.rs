@@ -18,7 +18,7 @@
 //!   SHA-256(`"identity-binding"` + cluster id) + `".ests.aks"`, the cluster id being `<id>` of the
 //!   `hcp-kubernetes.<id>.svc.cluster.local` DNS SAN of the certificate the proxy URL's host (the API
 //!   server) presents. It is computed once (on the first identity-binding mount, bounded by the
-//!   connect timeout) and kept; a failure is not kept, the next mount tries again;
+//!   connect timeout) and kept; a failure is answered for 5 s, then the next mount tries again;
 //! - trust: the service-account CA file (`--token-proxy-ca-file`) when it exists, else the system
 //!   store. The file is re-read on every token request (on the bounded blocking pool) and the client
 //!   rebuilt when its content changes; an empty file (mid-rotation) keeps the previous client.
@@ -458,13 +458,21 @@ impl HttpClient for ProxyHttpClient {
         HttpClient::execute_request(client.as_ref(), &forwarded)
             .await
             .map_err(|e| {
+                let cause = root_cause(&e);
+                // A certificate the CA does not vouch for, or not for this name, is a setting to
+                // fix (--sni-name, --token-proxy-ca-file), not an outage.
+                let problem = if cause.contains("certificate") {
+                    "presented a certificate not valid for that name under the trusted CA (check --sni-name and --token-proxy-ca-file)"
+                } else {
+                    "is unreachable"
+                };
                 to_core_error(auth_error(
                     MODE,
                     format!(
-                        "the token proxy {} (TLS name {}) is unreachable: {}",
+                        "the token proxy {} (TLS name {}) {problem}: {}",
                         proxy.proxy(),
                         echo(&name),
-                        echo(&root_cause(&e))
+                        echo(&cause)
                     ),
                 ))
             })
