@@ -193,6 +193,31 @@ refuse "$WORK/default.yaml" default \
     "privileged: true" "windows"
 [[ $failures == "$before" ]] && pass "default render has the expected settings"
 
+# 3a'. identity binding: the cluster CA (a projected ConfigMap, never a token) and the flags
+# only when identityBinding.enabled is on
+before=$failures
+refuse "$WORK/default.yaml" "default (identity binding off)" \
+    "--token-proxy" "--sni-name" "token-proxy-ca" "kube-root-ca.crt"
+render --set identityBinding.enabled=true >"$WORK/binding-default.yaml"
+expect "$WORK/binding-default.yaml" "identityBinding.enabled=true" \
+    "- --token-proxy-ca-file=/var/run/secrets/akv-csi-provider/token-proxy/ca.crt" \
+    "- name: token-proxy-ca" "mountPath: /var/run/secrets/akv-csi-provider/token-proxy" \
+    "readOnly: true" "name: kube-root-ca.crt" "- key: ca.crt" "path: ca.crt" \
+    "automountServiceAccountToken: false"
+refuse "$WORK/binding-default.yaml" "identityBinding.enabled=true" \
+    "--token-proxy-url" "--sni-name" "serviceAccountToken:" "secretName:"
+render --set-string identityBinding.enabled=True \
+    --set identityBinding.tokenProxyURL=https://10.0.0.1:443 \
+    --set identityBinding.sniName=a0.ests.aks >"$WORK/binding-flags.yaml"
+expect "$WORK/binding-flags.yaml" "identityBinding with flags" \
+    '- "--token-proxy-url=https://10.0.0.1:443"' '- "--sni-name=a0.ests.aks"' \
+    "- --token-proxy-ca-file=/var/run/secrets/akv-csi-provider/token-proxy/ca.crt"
+render --set-string identityBinding.enabled=false --set identityBinding.sniName=a0.ests.aks \
+    >"$WORK/binding-off.yaml"
+refuse "$WORK/binding-off.yaml" "--set-string identityBinding.enabled=false" \
+    "--sni-name" "token-proxy-ca" "kube-root-ca.crt"
+[[ $failures == "$before" ]] && pass "identity binding adds the cluster CA and its flags only when enabled"
+
 # 3b. an upstream-style values file
 before=$failures
 render -f "$SAMPLE" >"$WORK/sample.yaml"

@@ -218,6 +218,11 @@ pub struct Flags {
     #[arg(long, default_value = "")]
     pub sni_name: String,
 
+    /// Identity binding: CA bundle trusted for the token proxy when the file exists (re-read
+    /// when it changes), else the system trust store.
+    #[arg(long, default_value = crate::auth::identity_binding::DEFAULT_TOKEN_PROXY_CA_FILE)]
+    pub token_proxy_ca_file: std::path::PathBuf,
+
     /// Accepted for compatibility; upstream ignores it too.
     #[arg(long, default_value = "")]
     pub custom_user_agent: String,
@@ -563,6 +568,7 @@ impl Flags {
             auth: crate::auth::AuthOptions {
                 token_proxy_url: Some(self.token_proxy_url.clone()).filter(|s| !s.is_empty()),
                 sni_name: Some(self.sni_name.clone()).filter(|s| !s.is_empty()),
+                token_proxy_ca_file: Some(self.token_proxy_ca_file.clone()),
                 max_identities: self.max_cached_identities.max(1),
                 ..defaults.auth
             },

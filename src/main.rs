@@ -89,8 +89,10 @@ async fn serve(flags: &Flags) -> Result<(), String> {
         tracing::warn!("{note}");
     }
     warn_inert_flags(flags);
+    let options = flags.provider_options();
+    options.auth.check_token_proxy()?;
     let endpoint = server::parse_endpoint(&flags.endpoint).map_err(|e| e.to_string())?;
-    let provider = Arc::new(Provider::new(flags.transport()?, flags.provider_options()));
+    let provider = Arc::new(Provider::new(flags.transport()?, options));
 
     if let server::Endpoint::Unix(path) = &endpoint {
         server::socket::wait_for_handover(path, flags.socket_handover_timeout)
@@ -171,11 +173,6 @@ fn warn_inert_flags(flags: &Flags) {
     if flags.enable_pprof {
         tracing::warn!(
             "--enable-pprof is accepted for compatibility; this provider has no pprof endpoint"
-        );
-    }
-    if !flags.token_proxy_url.is_empty() || !flags.sni_name.is_empty() {
-        tracing::warn!(
-            "--token-proxy-url/--sni-name have no effect: identity binding (useAzureTokenProxy) is not supported by this build"
         );
     }
     let klog = flags.inert_klog_flags();

@@ -7,9 +7,16 @@
 //! `https://login.microsoftonline.com/`, `http://169.254.169.254/`) in the request, so the SDK's
 //! https and challenge-resource checks stay on, and rewrites only the connection target to a local
 //! fake. Nothing built through a redirecting transport can reach a real Azure host or IMDS.
+//!
+//! Identity binding needs two more kinds of client, also built here ([`Transport::server_name_client`],
+//! [`Transport::certificate_probe`]): one whose TCP connection goes to one host while TLS names (SNI
+//! and certificate verification) another, with its own trust roots, and one that reads the
+//! certificate a server presents. A transport built for tests or tools ([`Transport::redirect_all`],
+//! [`Transport::from_client`]) builds them for loopback hosts only.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use azure_core::http::headers::HeaderName;
 use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, RetryOptions, Url};
 
 /// Header carrying the host the request was addressed to, set by the redirecting transport so a
@@ -45,6 +52,25 @@ pub struct TransportError(String);
 #[derive(Clone, Debug)]
 pub struct Transport {
     client: Arc<dyn HttpClient>,
+    scope: Scope,
+}
+
+/// Where the clients a transport builds may connect.
+#[derive(Clone, Debug)]
+enum Scope {
+    /// Production: any host, with these limits (and this extra CA for the system store).
+    Any(TransportOptions),
+    /// Tests and tools: loopback hosts only, so nothing they build leaves the machine.
+    LoopbackOnly,
+}
+
+/// Trust roots of a [`Transport::server_name_client`] or [`Transport::certificate_probe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Roots {
+    /// The system store (plus `--extra-ca-file`), as the main client.
+    System,
+    /// Only these PEM CA certificates.
+    Only(Vec<u8>),
 }
 
 impl Transport {
@@ -53,6 +79,7 @@ impl Transport {
         let client = reqwest_client(options)?;
         Ok(Self {
             client: Arc::new(client),
+            scope: Scope::Any(options.clone()),
         })
     }
 
@@ -68,12 +95,85 @@ impl Transport {
         })?;
         Ok(Self {
             client: Arc::new(RedirectAll { target, inner }),
+            scope: Scope::LoopbackOnly,
         })
     }
 
     /// Wraps any HTTP client (used by tests that count or fault requests).
     pub fn from_client(client: Arc<dyn HttpClient>) -> Self {
-        Self { client }
+        Self {
+            client,
+            scope: Scope::LoopbackOnly,
+        }
+    }
+
+    /// A client whose TCP connections go to `connect`'s host and port (`https` only) while TLS
+    /// sends `server_name` as SNI and verifies the server's certificate for that name against
+    /// `roots`; the `Host` header carries `connect`'s host (and port when not 443). Requests given
+    /// to it must be addressed to `connect`'s host and port; their path and query are kept.
+    /// HTTP/1.1 only, so the `Host` header is what the server sees.
+    pub fn server_name_client(
+        &self,
+        connect: &Url,
+        server_name: &str,
+        roots: &Roots,
+    ) -> Result<ServerNameClient, TransportError> {
+        let target = self.target(connect)?;
+        if server_name.is_empty() || server_name.parse::<std::net::IpAddr>().is_ok() {
+            return Err(TransportError(format!(
+                "TLS server name {server_name:?} is not a DNS name"
+            )));
+        }
+        let resolver = FixedTarget {
+            host: target.host.clone(),
+            port: target.port,
+        };
+        let client = self
+            .builder(roots)?
+            .http1_only()
+            .dns_resolver(Arc::new(resolver))
+            .build()
+            .map_err(|e| TransportError(e.to_string()))?;
+        Ok(ServerNameClient {
+            connect: target,
+            server_name: server_name.to_ascii_lowercase(),
+            inner: client,
+        })
+    }
+
+    /// A client that reads the leaf certificate a server presents (verified against `roots` for
+    /// the URL's host), for identity binding's cluster id.
+    pub fn certificate_probe(&self, roots: &Roots) -> Result<CertificateProbe, TransportError> {
+        let client = self
+            .builder(roots)?
+            .tls_info(true)
+            .http1_only()
+            .build()
+            .map_err(|e| TransportError(e.to_string()))?;
+        Ok(CertificateProbe {
+            scope: self.scope.clone(),
+            inner: client,
+        })
+    }
+
+    fn target(&self, url: &Url) -> Result<Target, TransportError> {
+        target_of(&self.scope, url)
+    }
+
+    fn builder(&self, roots: &Roots) -> Result<reqwest::ClientBuilder, TransportError> {
+        let defaults = TransportOptions::default();
+        let options = match &self.scope {
+            Scope::Any(options) => options,
+            Scope::LoopbackOnly => &defaults,
+        };
+        let builder = base_builder(options);
+        Ok(match roots {
+            Roots::System => match &options.extra_ca_pem {
+                Some(pem) => builder.tls_certs_merge(parse_certs(pem, "extra CA bundle")?),
+                None => builder,
+            },
+            Roots::Only(pem) => builder.tls_certs_only(parse_certs(pem, "CA bundle")?),
+        })
     }
 
     /// The raw client, for calls we make ourselves (pod identity / NMI).
@@ -92,23 +192,181 @@ impl Transport {
     }
 }
 
-fn reqwest_client(options: &TransportOptions) -> Result<reqwest::Client, TransportError> {
-    let mut builder = reqwest::Client::builder()
+fn base_builder(options: &TransportOptions) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
-        .redirect(reqwest::redirect::Policy::none());
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+fn parse_certs(pem: &[u8], what: &str) -> Result<Vec<reqwest::Certificate>, TransportError> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem)
+        .map_err(|e| TransportError(format!("{what}: {e}")))?;
+    if certs.is_empty() {
+        return Err(TransportError(format!("{what} holds no certificate")));
+    }
+    Ok(certs)
+}
+
+fn reqwest_client(options: &TransportOptions) -> Result<reqwest::Client, TransportError> {
+    let mut builder = base_builder(options);
     if let Some(pem) = &options.extra_ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| TransportError(format!("extra CA bundle: {e}")))?;
-        if certs.is_empty() {
-            return Err(TransportError(
-                "extra CA bundle holds no certificate".into(),
-            ));
-        }
-        builder = builder.tls_certs_merge(certs);
+        builder = builder.tls_certs_merge(parse_certs(pem, "extra CA bundle")?);
     }
     builder.build().map_err(|e| TransportError(e.to_string()))
+}
+
+/// An `https` connection target: host (IPv6 without brackets) and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Target {
+    host: String,
+    port: u16,
+    /// `host`, or `host:port` when the port is not 443, as a `Host` header.
+    authority: String,
+}
+
+fn target_of(scope: &Scope, url: &Url) -> Result<Target, TransportError> {
+    let (target, loopback) = parse_target(url)?;
+    if matches!(scope, Scope::LoopbackOnly) && !loopback {
+        return Err(TransportError(format!(
+            "this transport (tests, tools) connects to loopback hosts only, not {}",
+            target.host
+        )));
+    }
+    Ok(target)
+}
+
+/// The target of an `https` URL and whether it is a loopback host.
+fn parse_target(url: &Url) -> Result<(Target, bool), TransportError> {
+    if url.scheme() != "https" {
+        return Err(TransportError(format!("{url} is not an https URL")));
+    }
+    let (host, loopback) = match url.host() {
+        Some(url::Host::Domain(d)) => (d.to_ascii_lowercase(), d.eq_ignore_ascii_case("localhost")),
+        Some(url::Host::Ipv4(ip)) => (ip.to_string(), ip.is_loopback()),
+        Some(url::Host::Ipv6(ip)) => (ip.to_string(), ip.is_loopback()),
+        None => return Err(TransportError(format!("{url} has no host"))),
+    };
+    let port = url.port_or_known_default().unwrap_or(443);
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    Ok((
+        Target {
+            host,
+            port,
+            authority,
+        },
+        loopback,
+    ))
+}
+
+/// Resolves every name to one host's addresses (the server-name client's connection target).
+#[derive(Debug)]
+struct FixedTarget {
+    host: String,
+    port: u16,
+}
+
+impl reqwest::dns::Resolve for FixedTarget {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (host, port) = (self.host.clone(), self.port);
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// See [`Transport::server_name_client`].
+#[derive(Debug)]
+pub struct ServerNameClient {
+    connect: Target,
+    server_name: String,
+    inner: reqwest::Client,
+}
+
+impl ServerNameClient {
+    /// The TLS server name.
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ServerNameClient {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let other_target = |what: &str| {
+            azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Other,
+                format!(
+                    "the server-name client for {} cannot send {what}",
+                    self.connect.authority
+                ),
+            )
+        };
+        let addressed = parse_target(request.url())
+            .is_ok_and(|(t, _)| t.host == self.connect.host && t.port == self.connect.port);
+        if !addressed {
+            return Err(other_target("a request addressed elsewhere"));
+        }
+        let mut named = request.clone();
+        let rewritten = named.url_mut().set_host(Some(&self.server_name));
+        if rewritten.is_err() {
+            return Err(other_target("to this server name"));
+        }
+        named.insert_header(
+            HeaderName::from_static("host"),
+            self.connect.authority.clone(),
+        );
+        HttpClient::execute_request(&self.inner, &named).await
+    }
+}
+
+/// See [`Transport::certificate_probe`].
+#[derive(Debug)]
+pub struct CertificateProbe {
+    scope: Scope,
+    inner: reqwest::Client,
+}
+
+impl CertificateProbe {
+    /// The DER leaf certificate `url`'s server presents (after a verified handshake). Sends one
+    /// `GET` of `url` and ignores the answer.
+    /// Errors are the innermost cause (a refused connection, an untrusted certificate).
+    pub async fn leaf_certificate(&self, url: &Url) -> Result<Vec<u8>, String> {
+        target_of(&self.scope, url).map_err(|e| e.0)?;
+        let response = self
+            .inner
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| root_cause(&e))?;
+        response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| "the server presented no certificate".to_string())
+    }
+}
+
+/// The innermost cause of an error (reqwest's top-level message alone says little).
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(e) = current {
+        let part = e.to_string();
+        if !part.is_empty() {
+            text = part;
+        }
+        current = e.source();
+    }
+    text
 }
 
 #[derive(Debug)]
@@ -135,5 +393,67 @@ impl HttpClient for RedirectAll {
         }
         redirected.insert_header(ORIGINAL_HOST_HEADER, original_host);
         HttpClient::execute_request(&self.inner, &redirected).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_name_host_port_and_host_header() {
+        let t = |u: &str| parse_target(&Url::parse(u).unwrap()).unwrap();
+        let (def, loopback) = t("https://kubernetes.default.svc.cluster.local/x");
+        assert_eq!(
+            (
+                def.host.as_str(),
+                def.port,
+                def.authority.as_str(),
+                loopback
+            ),
+            (
+                "kubernetes.default.svc.cluster.local",
+                443,
+                "kubernetes.default.svc.cluster.local",
+                false
+            )
+        );
+        let (ip, loopback) = t("https://127.0.0.1:8443");
+        assert_eq!(
+            (ip.authority.as_str(), ip.port, loopback),
+            ("127.0.0.1:8443", 8443, true)
+        );
+        let (v6, loopback) = t("https://[::1]:9443/");
+        assert_eq!(
+            (v6.host.as_str(), v6.authority.as_str(), loopback),
+            ("::1", "[::1]:9443", true)
+        );
+        assert!(parse_target(&Url::parse("http://127.0.0.1/").unwrap()).is_err());
+    }
+
+    #[test]
+    fn test_transports_build_proxy_clients_for_loopback_only() {
+        let transport =
+            Transport::redirect_all(Url::parse("http://127.0.0.1:1/").unwrap(), None).unwrap();
+        let far = Url::parse("https://kubernetes.default.svc.cluster.local").unwrap();
+        let e = transport
+            .server_name_client(&far, "a.ests.aks", &Roots::System)
+            .unwrap_err();
+        assert!(e.to_string().contains("loopback"), "{e}");
+        let near = Url::parse("https://127.0.0.1:8443").unwrap();
+        let client = transport
+            .server_name_client(&near, "A.ests.aks", &Roots::System)
+            .unwrap();
+        assert_eq!(client.server_name(), "a.ests.aks");
+        assert!(
+            transport
+                .server_name_client(&near, "10.0.0.1", &Roots::System)
+                .is_err()
+        );
+        assert!(
+            transport
+                .server_name_client(&near, "a.ests.aks", &Roots::Only(b"not pem".to_vec()))
+                .is_err()
+        );
     }
 }

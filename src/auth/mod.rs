@@ -18,8 +18,8 @@
 //!
 //! Modes: workload identity and service principal with a secret or a client certificate (Entra
 //! ID; certificate assertions are signed here, without OpenSSL), VM managed identity (IMDS), pod
-//! identity (NMI). Identity binding (`useAzureTokenProxy`) is refused with a clear error:
-//! azure_identity 1.0 has no AKS token-proxy support. Every credential is built from the
+//! identity (NMI), AKS identity binding (`useAzureTokenProxy`: workload identity's exchange sent
+//! through the cluster's token proxy, see [`identity_binding`]). Every credential is built from the
 //! [`Transport`]'s client options with the cloud's authority host, and wrapped in a
 //! [`cache::CachingCredential`].
 
@@ -40,6 +40,7 @@ use crate::transport::Transport;
 mod cache;
 mod certificate;
 mod errors;
+pub mod identity_binding;
 mod key;
 mod managed;
 mod pod_identity;
@@ -51,6 +52,7 @@ pub use certificate::MAX_CLIENTCERT_BYTES;
 
 use cache::{CachingCredential, CredentialFactory};
 use errors::{auth_error, scrub};
+use identity_binding::TokenProxy;
 use key::identity_key;
 use store::LruStore;
 use workload::WorkloadState;
@@ -93,6 +95,8 @@ pub struct AuthOptions {
     pub token_proxy_url: Option<String>,
     /// `--sni-name` (identity binding).
     pub sni_name: Option<String>,
+    /// `--token-proxy-ca-file` (identity binding).
+    pub token_proxy_ca_file: Option<std::path::PathBuf>,
     /// Most cached (proven) identities; least recently used go first.
     pub max_identities: usize,
     /// Identities unused this long are dropped.
@@ -104,6 +108,7 @@ impl Default for AuthOptions {
         Self {
             token_proxy_url: None,
             sni_name: None,
+            token_proxy_ca_file: None,
             max_identities: DEFAULT_MAX_IDENTITIES,
             idle_ttl: std::time::Duration::from_secs(3600),
         }
@@ -192,6 +197,23 @@ pub struct Identities {
     transport: Transport,
     options: AuthOptions,
     store: Arc<Mutex<Store>>,
+    /// Identity binding's proxy, or why the flags do not describe one.
+    token_proxy: Result<Arc<TokenProxy>, AuthError>,
+}
+
+impl AuthOptions {
+    /// Checks the identity-binding flags (`--token-proxy-url`, `--sni-name`), for start-up.
+    pub fn check_token_proxy(&self) -> Result<(), String> {
+        self.token_proxy_options().map(|_| ())
+    }
+
+    fn token_proxy_options(&self) -> Result<identity_binding::TokenProxyOptions, String> {
+        identity_binding::token_proxy_options(
+            self.token_proxy_url.as_deref(),
+            self.sni_name.as_deref(),
+            self.token_proxy_ca_file.as_deref(),
+        )
+    }
 }
 
 /// Proven entries, and the builds of identities not proven yet.
@@ -231,10 +253,15 @@ impl Identities {
             admitted: LruStore::new(options.max_identities, options.idle_ttl),
             pending: HashMap::new(),
         };
+        let token_proxy = options
+            .token_proxy_options()
+            .map(|o| Arc::new(TokenProxy::new(transport.clone(), o)))
+            .map_err(|e| auth_error(identity_binding::MODE, e));
         Self {
             transport,
             options,
             store: Arc::new(Mutex::new(store)),
+            token_proxy,
         }
     }
 
@@ -353,11 +380,15 @@ impl Identities {
             IdentityRequest::AzureTokenProxy {
                 client_id,
                 service_account_token,
-            } => Err(identity_binding_unsupported(
-                mode,
-                client_id,
-                service_account_token,
-            )),
+            } => {
+                let proxy = self.token_proxy.as_ref().map_err(Clone::clone)?;
+                if !client_id.is_empty() && !service_account_token.is_empty() {
+                    identity_binding::check_audience(service_account_token)?;
+                }
+                let client_options = proxy.client_options(client_options);
+                self.resolve_workload(request, client_options, client_id, service_account_token)
+                    .await
+            }
         }
     }
 
@@ -441,17 +472,24 @@ impl Identities {
     ) -> Result<ResolvedIdentity, AuthError> {
         let mode = request.identity.mode_name();
         if client_id.is_empty() || token.is_empty() {
+            let audience = match &request.identity {
+                IdentityRequest::AzureTokenProxy { .. } => {
+                    crate::request::IDENTITY_BINDING_AUDIENCE
+                }
+                _ => crate::request::WORKLOAD_IDENTITY_AUDIENCE,
+            };
             return Err(auth_error(
                 mode,
-                "clientID and the service account token for api://AzureADTokenExchange are required",
+                format!("clientID and the service account token for {audience} are required"),
             ));
         }
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let claims = workload::check_presented_token(token, &request.pod, now)?;
+        let claims = workload::check_presented_token(mode, token, &request.pod, now)?;
         let key = identity_key(request, client_id, claims.subject.clone());
         let build = async {
             let state = Arc::new(WorkloadState::default());
             let factory = workload::entry_factory(
+                mode,
                 client_options.clone(),
                 &request.tenant_id,
                 client_id,
@@ -470,6 +508,7 @@ impl Identities {
             .clone()
             .ok_or_else(|| auth_error(mode, "internal: cache entry without token record"))?;
         let presented = workload::Presented {
+            mode,
             client_options: &client_options,
             tenant_id: &request.tenant_id,
             client_id,
@@ -562,23 +601,4 @@ fn resolved(key: IdentityKey, entry: &Entry, standing: Standing) -> ResolvedIden
         .with_invalidator(Arc::new(move || invalidate.invalidate()));
     resolved.standing = standing;
     resolved
-}
-
-/// Identity binding needs the AKS token proxy (custom SNI and CA), which azure_identity offers only
-/// in its 1.1 betas; those require a different azure_core and cannot be mixed with this build.
-fn identity_binding_unsupported(mode: &str, client_id: &str, token: &Sensitive) -> AuthError {
-    if client_id.is_empty() {
-        return auth_error(mode, "clientID is required for identity binding");
-    }
-    if token.is_empty() {
-        return auth_error(
-            mode,
-            "service account tokens are required for identity binding",
-        );
-    }
-    auth_error(
-        mode,
-        "identity binding (useAzureTokenProxy) is not supported by this build; use workload identity \
-         (clientID with the api://AzureADTokenExchange service account token)",
-    )
 }

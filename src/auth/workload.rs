@@ -107,6 +107,7 @@ enum Assertion {
     Freshest {
         state: Arc<WorkloadState>,
         subject: String,
+        mode: &'static str,
     },
 }
 
@@ -118,12 +119,16 @@ impl ClientAssertion for Assertion {
     ) -> azure_core::Result<String> {
         match self {
             Self::Presented(token) => Ok(token.expose().to_string()),
-            Self::Freshest { state, subject } => state
+            Self::Freshest {
+                state,
+                subject,
+                mode,
+            } => state
                 .freshest(OffsetDateTime::now_utc().unix_timestamp())
                 .map(|t| t.expose().to_string())
                 .ok_or_else(|| {
                     to_core_error(auth_error(
-                        MODE,
+                        mode,
                         format!("every service account token presented for {} has expired; the next mount presents a fresh one", crate::text::echo(subject)),
                     ))
                 }),
@@ -131,17 +136,18 @@ impl ClientAssertion for Assertion {
     }
 }
 
-const MODE: &str = "workload_identity";
-
 /// Validates the presented token: well-formed, unexpired, and naming the pod's service account
-/// when the request says which one it is. Errors name both accounts, never the token.
+/// when the request says which one it is. Errors name both accounts, never the token. `mode` is
+/// workload identity's or identity binding's (which proves its tokens the same way, through the
+/// token proxy).
 pub(crate) fn check_presented_token(
+    mode: &'static str,
     token: &Sensitive,
     pod: &PodInfo,
     now: i64,
 ) -> Result<ServiceAccountClaims, AuthError> {
     let claims =
-        inspect_service_account_token(token).map_err(|problem| auth_error(MODE, problem))?;
+        inspect_service_account_token(token).map_err(|problem| auth_error(mode, problem))?;
     if claims.expires_at <= now {
         let when = OffsetDateTime::from_unix_timestamp(claims.expires_at)
             .ok()
@@ -151,7 +157,7 @@ pub(crate) fn check_presented_token(
             })
             .unwrap_or_else(|| claims.expires_at.to_string());
         return Err(auth_error(
-            MODE,
+            mode,
             format!(
                 "the service account token for {} expired at {when}",
                 crate::text::echo(&claims.subject)
@@ -166,7 +172,7 @@ pub(crate) fn check_presented_token(
         let expected = service_account_subject(&pod.namespace, account);
         if claims.subject != expected {
             return Err(auth_error(
-                MODE,
+                mode,
                 format!(
                     "the service account token is for {} but the pod runs as {}",
                     crate::text::echo(&claims.subject),
@@ -180,6 +186,7 @@ pub(crate) fn check_presented_token(
 
 /// A presented token and where to prove it.
 pub(crate) struct Presented<'a> {
+    pub mode: &'static str,
     pub client_options: &'a ClientOptions,
     pub tenant_id: &'a str,
     pub client_id: &'a str,
@@ -213,8 +220,9 @@ pub(crate) async fn prove(
     }
     let acquired = OffsetDateTime::now_utc();
     let result = exchange(presented).await;
-    telemetry::metrics().token_request(MODE, if result.is_ok() { "ok" } else { "error" });
-    let access_token = result.map_err(|e| describe_token_error(MODE, &e, &[presented.token]))?;
+    let mode = presented.mode;
+    telemetry::metrics().token_request(mode, if result.is_ok() { "ok" } else { "error" });
+    let access_token = result.map_err(|e| describe_token_error(mode, &e, &[presented.token]))?;
     state.accept(presented.token, presented.claims, now);
     credential.seed(&[&presented.scope], access_token, acquired);
     Ok(())
@@ -234,6 +242,7 @@ async fn exchange(presented: &Presented<'_>) -> azure_core::Result<AccessToken> 
 
 /// Refreshing credential of an entry: asserts with the freshest accepted token.
 pub(crate) fn entry_factory(
+    mode: &'static str,
     client_options: ClientOptions,
     tenant_id: &str,
     client_id: &str,
@@ -249,6 +258,7 @@ pub(crate) fn entry_factory(
         let assertion = Assertion::Freshest {
             state: state.clone(),
             subject: subject.clone(),
+            mode,
         };
         build(&client_options, &tenant_id, &client_id, assertion)
     })

@@ -44,6 +44,7 @@ mod identity;
 mod keyvault;
 mod server;
 mod tls;
+pub mod token_proxy;
 
 use std::{
     collections::{HashMap, HashSet},

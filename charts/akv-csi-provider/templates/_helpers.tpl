@@ -177,4 +177,19 @@ takes effect (the binary's default is true).
 {{- with $v.extraCAFile }}
 - {{ printf "--extra-ca-file=%s" . | quote }}
 {{- end }}
+{{- if eq (include "akv-csi-provider.identityBinding" .) "true" }}
+- --token-proxy-ca-file=/var/run/secrets/akv-csi-provider/token-proxy/ca.crt
+{{- with $v.identityBinding.tokenProxyURL }}
+- {{ printf "--token-proxy-url=%s" . | quote }}
+{{- end }}
+{{- with $v.identityBinding.sniName }}
+- {{ printf "--sni-name=%s" . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when identityBinding.enabled (a Go-style boolean) is on. */}}
+{{- define "akv-csi-provider.identityBinding" -}}
+{{- $ib := .Values.identityBinding | default dict -}}
+{{- include "akv-csi-provider.bool" (dict "value" $ib.enabled "default" false "name" "identityBinding.enabled") -}}
 {{- end }}
