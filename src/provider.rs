@@ -364,7 +364,7 @@ impl Provider {
             .map_err(|e| Status::unauthenticated(format!("failed to authenticate: {e}")))?;
         let client = self
             .vaults
-            .client(&identity, &request.vault_url())
+            .client_in(&identity, &request.vault_url(), Some(&request.cloud))
             .map_err(|e| kv_status(None, &e))?;
         let limit = Semaphore::new(self.options.max_concurrent_fetches.max(1));
         let budget = ResponseBudget::new(self.options.max_response_bytes);

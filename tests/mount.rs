@@ -386,7 +386,7 @@ async fn bad_requests_are_invalid_argument_naming_the_problem() {
 }
 
 #[tokio::test]
-async fn a_cold_mount_pays_one_challenge_and_one_token() {
+async fn a_cold_mount_pays_one_token_and_no_challenge() {
     let (fake, provider) = setup().await;
     for i in 0..10 {
         fake.add_secret(VAULT, &format!("c{i}"), "v1", "x", None, None, 100, true);
@@ -402,8 +402,8 @@ async fn a_cold_mount_pays_one_challenge_and_one_token() {
     let counts = fake.counts();
     assert_eq!(
         (counts.challenges, counts.entra_tokens, counts.keyvault),
-        (1, 1, 11),
-        "one challenge, one token, one GET per object: {counts:?}"
+        (0, 1, 10),
+        "no challenge (the scope comes from the cloud), one token, one GET per object: {counts:?}"
     );
 }
 

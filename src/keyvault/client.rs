@@ -1,8 +1,10 @@
 //! One vault under one identity: the three SDK clients, the retry loop around every call, and
 //! coalescing of identical fetches.
 //!
-//! The SDK clients are kept between mounts, so the scope learned from the first challenge, the
-//! bearer token and pooled connections are reused: a warm mount costs one GET per object.
+//! The SDK clients are kept between mounts, so the bearer token and pooled connections are
+//! reused: a warm mount costs one GET per object. The vault's token scope comes from the trusted
+//! cloud configuration or from a challenge any identity met (`scope`), so a cold client sends
+//! its first request already authorised where it can.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +26,7 @@ use super::coalesce::{Role, SingleFlight, TtlCache};
 use super::errors::{Failure, deadline_exceeded, missing};
 use super::exchange_metrics::ExchangeMetrics;
 use super::retry::{backoff, with_jitter};
+use super::scope::{ScopeBook, ScopeSeed};
 use super::throttle::VaultBackoff;
 use super::{Fetched, KvError, KvErrorKind, VersionInfo};
 use crate::auth::ResolvedIdentity;
@@ -44,6 +47,8 @@ pub(crate) struct Shared {
     pub backoff: Arc<VaultBackoff>,
     /// Key Vault requests in flight across every client (all mounts).
     pub requests: Arc<RequestSlots>,
+    /// Challenge scopes learned per vault host, shared by every identity.
+    pub scopes: Arc<ScopeBook>,
 }
 
 /// The provider-wide bound on Key Vault requests in flight. Waiters are served in arrival order
@@ -100,6 +105,8 @@ struct Inner {
     host: String,
     identity: ResolvedIdentity,
     shared: Shared,
+    /// Knows the vault's scope before its first challenge, when it can be known.
+    seed: Arc<ScopeSeed>,
     /// Replaced, never mutated, when Key Vault rejects the token the old clients hold.
     sdk: RwLock<Arc<SdkClients>>,
     secrets: Fetcher<SecretBundle>,
@@ -126,9 +133,10 @@ impl SdkClients {
     }
 }
 
-/// A fresh SDK client learns the token scope from Key Vault's 401 challenge on its first
-/// request. Concurrent first requests would each pay that round trip, so the first request of a
-/// client goes alone and the others wait for it (once per client, not per mount).
+/// A fresh SDK client whose vault scope is not known yet (see [`ScopeSeed`]) learns it from Key
+/// Vault's 401 challenge on its first request. Concurrent first requests would each pay that
+/// round trip, so the first request of such a client goes alone and the others wait for it
+/// (once per client, not per mount). With the scope known, all go at once.
 #[derive(Default)]
 struct Primer {
     primed: AtomicBool,
@@ -138,8 +146,11 @@ struct Primer {
 impl Primer {
     /// `Some` for the caller that makes the client's first request; release it (after
     /// [`Primer::done`]) when that request is over.
-    async fn first_use(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if self.primed.load(Ordering::Acquire) {
+    async fn first_use(
+        &self,
+        scope_known: impl FnOnce() -> bool,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if self.primed.load(Ordering::Acquire) || scope_known() {
             return None;
         }
         let guard = self.first.lock().await;
@@ -159,13 +170,15 @@ impl std::fmt::Debug for SdkClients {
 
 impl SdkClients {
     /// Challenge-resource verification stays on (the SDK default); SDK retries are off in
-    /// `client_options()`, the loop in [`Inner::call`] owns them. Each client records its HTTP
+    /// `client_options()`, the loop in [`Inner::call`] owns them. `seed` answers the first,
+    /// token-less request locally when the scope is known; each client records its HTTP
     /// exchanges under its object type.
     fn new(
         vault_url: &str,
         credential: Arc<dyn TokenCredential>,
         transport: &Transport,
         max_body_bytes: usize,
+        seed: &Arc<ScopeSeed>,
     ) -> Result<Self, KvError> {
         let build_error = |e: azure_core::Error| KvError {
             kind: KvErrorKind::Other,
@@ -173,6 +186,8 @@ impl SdkClients {
         };
         let client_options = |object_type| {
             let mut options = transport.client_options();
+            // First after the SDK's auth policy: a local challenge is no exchange.
+            options.per_try_policies.push(seed.clone());
             options
                 .per_try_policies
                 .push(ExchangeMetrics::policy(object_type));
@@ -311,17 +326,22 @@ impl<T: Clone + Send + Sync + 'static> Fetcher<T> {
 }
 
 impl VaultClient {
+    /// `trusted_scope`: the scope the vault URL's cloud configuration gives (see
+    /// [`super::scope::trusted_scope`]), if the URL was built from it.
     pub(crate) fn new(
         identity: &ResolvedIdentity,
         vault_url: &str,
         host: String,
+        trusted_scope: Option<String>,
         shared: Shared,
     ) -> Result<Self, KvError> {
+        let seed = ScopeSeed::new(host.clone(), trusted_scope, shared.scopes.clone());
         let sdk = SdkClients::new(
             vault_url,
             identity.credential.clone(),
             &shared.transport,
             shared.max_body_bytes,
+            &seed,
         )?;
         let ttl = shared.cache_ttl;
         Ok(Self {
@@ -330,6 +350,7 @@ impl VaultClient {
                 host,
                 identity: identity.clone(),
                 shared,
+                seed,
                 sdk: RwLock::new(Arc::new(sdk)),
                 secrets: Fetcher::new(ttl),
                 keys: Fetcher::new(ttl),
@@ -627,7 +648,7 @@ impl Inner {
             let sdk = self.sdk();
             let primer = sdk.primer(object_type);
             let outcome = tokio::time::timeout_at(deadline, async {
-                let first = primer.first_use().await;
+                let first = primer.first_use(|| self.seed.known().is_some()).await;
                 let outcome = op(sdk.clone()).await;
                 if first.is_some() {
                     primer.done();
@@ -706,6 +727,7 @@ impl Inner {
                 self.identity.credential.clone(),
                 &self.shared.transport,
                 self.shared.max_body_bytes,
+                &self.seed,
             )?);
         }
         Ok(())

@@ -2,7 +2,9 @@
 //! with `Retry-After` and a per-vault back-off.
 //!
 //! One [`VaultClient`] per (identity, vault) keeps the SDK's secret/key/certificate clients, with
-//! their learned challenge scope, cached token and pooled connections, alive between mounts.
+//! their cached token and pooled connections, alive between mounts. A vault's token scope is
+//! known before its first request when its URL comes from the trusted cloud configuration, and
+//! is shared across identities once any of them met the vault's challenge (`scope`).
 //! [`VaultClients`] holds them in a bounded LRU cache. Every call ends by its deadline; transient
 //! failures are retried with jittered back-off, throttling honours `Retry-After` and slows every
 //! caller of the throttled vault down together; identical concurrent fetches share one request.
@@ -11,7 +13,7 @@
 //!
 //! Submodules: `client` (SDK clients and the retry loop), `errors` (classifying SDK errors),
 //! `exchange_metrics` (a per-request metrics policy), `body_limit` (the response-body cap),
-//! `retry` (back-off arithmetic), `throttle` (per-vault back-off), `coalesce` (single-flight, TTL
+//! `retry` (back-off arithmetic), `scope` (pre-authorised first requests), `throttle` (per-vault back-off), `coalesce` (single-flight, TTL
 //! cache).
 
 mod body_limit;
@@ -20,6 +22,7 @@ pub mod coalesce;
 mod errors;
 mod exchange_metrics;
 mod retry;
+mod scope;
 mod throttle;
 
 use std::collections::HashMap;
@@ -27,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::auth::{IdentityKey, ResolvedIdentity};
+use crate::request::CloudEnvironment;
 use crate::transport::Transport;
 
 pub use body_limit::MAX_RESPONSE_BODY_BYTES;
@@ -130,6 +134,8 @@ impl VaultClients {
             max_body_bytes: options.max_response_body_bytes.max(1),
             backoff: Arc::default(),
             requests: Arc::new(client::RequestSlots::new(options.max_concurrent_requests)),
+            // As many vault hosts as cached clients: the same bound, the same flag.
+            scopes: Arc::new(scope::ScopeBook::new(options.max_clients)),
         };
         Self {
             shared,
@@ -139,13 +145,34 @@ impl VaultClients {
     }
 
     /// The client for this identity and vault URL, created on first use, and again when the
-    /// identity comes with a different credential than the cached client holds.
+    /// identity comes with a different credential than the cached client holds. Its first
+    /// request is authorised at once only if another identity's client met the vault's challenge.
     pub fn client(
         &self,
         identity: &ResolvedIdentity,
         vault_url: &str,
     ) -> Result<Arc<VaultClient>, KvError> {
+        self.client_in(identity, vault_url, None)
+    }
+
+    /// As [`Self::client`] for a vault URL built from `cloud` (`https://<keyvaultName>.<Key
+    /// Vault DNS suffix>/`): the first request goes out already authorised for the cloud's Key
+    /// Vault endpoint, with no challenge round trip, if the host really is one label under the
+    /// cloud's DNS suffix. Key Vault's challenge still decides when it names another resource.
+    pub fn client_in(
+        &self,
+        identity: &ResolvedIdentity,
+        vault_url: &str,
+        cloud: Option<&CloudEnvironment>,
+    ) -> Result<Arc<VaultClient>, KvError> {
         let (url, host) = normalize(vault_url)?;
+        let trusted = cloud.and_then(|cloud| {
+            scope::trusted_scope(
+                &host,
+                &cloud.key_vault_endpoint,
+                &cloud.key_vault_dns_suffix,
+            )
+        });
         if !identity.is_proven() {
             // Not cached until the identity has obtained a token: failing mounts must neither
             // keep their credentials alive here nor evict other identities' clients.
@@ -153,6 +180,7 @@ impl VaultClients {
                 identity,
                 &url,
                 host,
+                trusted,
                 self.shared.clone(),
             )?));
         }
@@ -175,6 +203,7 @@ impl VaultClients {
             identity,
             &key.1,
             host,
+            trusted,
             self.shared.clone(),
         )?);
         if lru.entries.len() >= self.max_clients && !lru.entries.contains_key(&key) {

@@ -248,6 +248,9 @@ struct State {
     managed_identities: HashSet<String>,
     pods: HashMap<(String, String), String>,
     grants: HashMap<String, HashSet<String>>,
+    /// Token audience a vault (by name) demands and names in its challenge, when not
+    /// `https://<its DNS suffix>`.
+    vault_resources: HashMap<String, String>,
     token_lifetime: Duration,
     tokens: HashMap<String, IssuedToken>,
     faults: Vec<PendingFault>,
@@ -270,6 +273,7 @@ impl Default for State {
             managed_identities: HashSet::new(),
             pods: HashMap::new(),
             grants: HashMap::new(),
+            vault_resources: HashMap::new(),
             token_lifetime: Duration::from_secs(3600),
             tokens: HashMap::new(),
             faults: Vec::new(),
@@ -606,6 +610,15 @@ impl FakeAzure {
             .entry(vault.to_ascii_lowercase())
             .or_default()
             .insert(client_id.to_string());
+    }
+
+    /// The vault demands tokens for `resource` (e.g. `https://azure.net`) and names it in its
+    /// challenge, instead of `https://<its DNS suffix>`.
+    pub fn set_vault_resource(&self, vault: &str, resource: &str) {
+        self.shared.lock().vault_resources.insert(
+            vault.to_ascii_lowercase(),
+            resource.trim_end_matches('/').to_string(),
+        );
     }
 
     /// Access-token lifetime the fake issues (default 1 h).

@@ -113,7 +113,7 @@ pub(super) async fn handle(shared: &Shared, host: &str, parts: &Parts) -> Outcom
     if let Some(fault) = fault {
         return fault_outcome(&fault);
     }
-    let Some(vault) = Vault::parse(host) else {
+    let Some(mut vault) = Vault::parse(host) else {
         return error(
             StatusCode::BAD_REQUEST,
             "BadParameter",
@@ -136,6 +136,9 @@ pub(super) async fn handle(shared: &Shared, host: &str, parts: &Parts) -> Outcom
         );
     };
     let mut state = shared.lock();
+    if let Some(resource) = state.vault_resources.get(&vault.name) {
+        vault.resource = resource.clone();
+    }
     if let Some(denied) = denial(&mut state, &vault, parts, &operation) {
         return denied;
     }
