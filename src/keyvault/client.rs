@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub requests: Arc<RequestSlots>,
     /// Challenge scopes learned per vault host, shared by every identity.
     pub scopes: Arc<ScopeBook>,
+    /// Each client learns its scope from its own challenge only ([`super::KeyVaultOptions`]).
+    pub challenge_first: bool,
 }
 
 /// The provider-wide bound on Key Vault requests in flight. Waiters are served in arrival order
@@ -335,7 +337,12 @@ impl VaultClient {
         trusted_scope: Option<String>,
         shared: Shared,
     ) -> Result<Self, KvError> {
-        let seed = ScopeSeed::new(host.clone(), trusted_scope, shared.scopes.clone());
+        let book = if shared.challenge_first {
+            Arc::new(ScopeBook::new(1))
+        } else {
+            shared.scopes.clone()
+        };
+        let seed = ScopeSeed::new(host.clone(), trusted_scope, book);
         let sdk = SdkClients::new(
             vault_url,
             identity.credential.clone(),

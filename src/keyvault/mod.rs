@@ -67,6 +67,10 @@ pub struct KeyVaultOptions {
     /// Most Key Vault requests in flight across all clients, i.e. all mounts
     /// ([`DEFAULT_MAX_CONCURRENT_REQUESTS`] by default); shared first come, first served.
     pub max_concurrent_requests: usize,
+    /// Learn every client's scope from the vault's own challenge, as upstream and the SDK do: no
+    /// pre-authorised first request, no scope shared between identities. For the benchmarks'
+    /// upstream-like strategy; not a flag. Default false.
+    pub challenge_first: bool,
 }
 
 /// Default of `--max-total-concurrent-fetches`: Key Vault requests in flight across all mounts.
@@ -83,6 +87,7 @@ impl Default for KeyVaultOptions {
             cache_ttl: Duration::ZERO,
             max_response_body_bytes: MAX_RESPONSE_BODY_BYTES,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            challenge_first: false,
         }
     }
 }
@@ -136,6 +141,7 @@ impl VaultClients {
             requests: Arc::new(client::RequestSlots::new(options.max_concurrent_requests)),
             // As many vault hosts as cached clients: the same bound, the same flag.
             scopes: Arc::new(scope::ScopeBook::new(options.max_clients)),
+            challenge_first: options.challenge_first,
         };
         Self {
             shared,
@@ -166,13 +172,15 @@ impl VaultClients {
         cloud: Option<&CloudEnvironment>,
     ) -> Result<Arc<VaultClient>, KvError> {
         let (url, host) = normalize(vault_url)?;
-        let trusted = cloud.and_then(|cloud| {
-            scope::trusted_scope(
-                &host,
-                &cloud.key_vault_endpoint,
-                &cloud.key_vault_dns_suffix,
-            )
-        });
+        let trusted = cloud
+            .filter(|_| !self.shared.challenge_first)
+            .and_then(|cloud| {
+                scope::trusted_scope(
+                    &host,
+                    &cloud.key_vault_endpoint,
+                    &cloud.key_vault_dns_suffix,
+                )
+            });
         if !identity.is_proven() {
             // Not cached until the identity has obtained a token: failing mounts must neither
             // keep their credentials alive here nor evict other identities' clients.
