@@ -256,6 +256,11 @@ pub struct Flags {
     #[arg(long, default_value_t = crate::auth::DEFAULT_MAX_IDENTITIES)]
     pub max_cached_identities: usize,
     // --- end of iso-auth flags ---
+    /// Retries of one token request (Entra ID, IMDS, NMI) after a transient fault: a 5xx, a 429
+    /// (its Retry-After honoured), IMDS's 404 and 410, a failed or reset connection, a timeout.
+    /// Rejections are never retried; no retry runs past the mount's deadline. 0 turns retries off.
+    #[arg(long, default_value_t = crate::auth::DEFAULT_AUTH_MAX_RETRIES)]
+    pub auth_max_retries: u32,
 
     // --- Cloud environment files (issue #10 item 1, issue #12 item 3) ---
     /// Directory a SecretProviderClass's cloudEnvFileName must be inside (Azure Stack Hub
@@ -545,6 +550,7 @@ impl Flags {
                 token_proxy_url: Some(self.token_proxy_url.clone()).filter(|s| !s.is_empty()),
                 sni_name: Some(self.sni_name.clone()).filter(|s| !s.is_empty()),
                 max_identities: self.max_cached_identities.max(1),
+                max_retries: self.auth_max_retries,
                 ..defaults.auth
             },
             keyvault: KeyVaultOptions {

@@ -21,7 +21,9 @@
 //! identity (NMI). Identity binding (`useAzureTokenProxy`) is refused with a clear error:
 //! azure_identity 1.0 has no AKS token-proxy support. Every credential is built from the
 //! [`Transport`]'s client options with the cloud's authority host, and wrapped in a
-//! [`cache::CachingCredential`].
+//! [`cache::CachingCredential`]. Transient faults of Entra ID, IMDS and NMI are retried within
+//! the mount's deadline, in one place ([`retry`]); every failure is an [`AuthError`] with an
+//! [`AuthErrorKind`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -43,14 +45,17 @@ mod errors;
 mod key;
 mod managed;
 mod pod_identity;
+mod retry;
 mod service_principal;
 mod store;
 mod workload;
 
 pub use certificate::MAX_CLIENTCERT_BYTES;
+pub use errors::error_kind_in;
+pub use retry::{DEFAULT_AUTH_MAX_RETRIES, within_deadline};
 
 use cache::{CachingCredential, CredentialFactory};
-use errors::{auth_error, scrub};
+use errors::{auth_error, misconfigured, scrub, unsupported};
 use key::identity_key;
 use store::LruStore;
 use workload::WorkloadState;
@@ -97,6 +102,9 @@ pub struct AuthOptions {
     pub max_identities: usize,
     /// Identities unused this long are dropped.
     pub idle_ttl: std::time::Duration,
+    /// `--auth-max-retries`: retries of one token request after a transient fault (see
+    /// [`retry`]), within the mount's deadline.
+    pub max_retries: u32,
 }
 
 impl Default for AuthOptions {
@@ -106,6 +114,7 @@ impl Default for AuthOptions {
             sni_name: None,
             max_identities: DEFAULT_MAX_IDENTITIES,
             idle_ttl: std::time::Duration::from_secs(3600),
+            max_retries: DEFAULT_AUTH_MAX_RETRIES,
         }
     }
 }
@@ -182,14 +191,49 @@ impl ResolvedIdentity {
     }
 }
 
-/// Why no credential could be built. Names the mode and the problem, never secret material.
+/// Why no credential or token could be had: the message (`.0`) names the mode and the problem,
+/// never secret material; the kind (`.1`) says whose fault it is (see [`AuthErrorKind`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct AuthError(pub String);
+pub struct AuthError(pub String, pub AuthErrorKind);
+
+/// Whose fault an [`AuthError`] is; `crate::error` maps each to one gRPC code and result class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthErrorKind {
+    /// The identity service refused the credential (wrong secret, unknown client, no federated
+    /// credential, unbound pod), or what the mount presented is unusable (a bad token or
+    /// certificate). `UNAUTHENTICATED`.
+    Rejected,
+    /// The identity service (Entra ID, IMDS, NMI, a token proxy) is unreachable, failing or
+    /// throttling, after the retries the mount's deadline allowed. `UNAVAILABLE`.
+    Unavailable,
+    /// The request or the cluster is set up wrong (missing clientID, no pod info, bad authority
+    /// host). `INVALID_ARGUMENT`, as the request parser answers the problems it catches first.
+    Misconfigured,
+    /// The identity mode is not supported by this build. `UNIMPLEMENTED`.
+    Unsupported,
+}
+
+impl AuthError {
+    pub fn new(kind: AuthErrorKind, message: impl Into<String>) -> Self {
+        Self(message.into(), kind)
+    }
+
+    pub fn kind(&self) -> AuthErrorKind {
+        self.1
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The cross-mount credential cache.
 pub struct Identities {
-    transport: Transport,
+    /// Entra ID's token endpoint, IMDS and NMI, each with its transient faults retried.
+    entra: Transport,
+    imds: Transport,
+    nmi: Transport,
     options: AuthOptions,
     store: Arc<Mutex<Store>>,
 }
@@ -231,8 +275,11 @@ impl Identities {
             admitted: LruStore::new(options.max_identities, options.idle_ttl),
             pending: HashMap::new(),
         };
+        let endpoint = |e| retry::retrying(&transport, e, options.max_retries);
         Self {
-            transport,
+            entra: endpoint(retry::Endpoint::Entra),
+            imds: endpoint(retry::Endpoint::Imds),
+            nmi: endpoint(retry::Endpoint::Nmi),
             options,
             store: Arc::new(Mutex::new(store)),
         }
@@ -258,7 +305,7 @@ impl Identities {
     /// may share the identity's cached access token.
     pub async fn resolve(&self, request: &MountRequest) -> Result<ResolvedIdentity, AuthError> {
         let mode = request.identity.mode_name();
-        let client_options = entra_client_options(&self.transport, &request.cloud);
+        let client_options = entra_client_options(&self.entra, &request.cloud);
         match &request.identity {
             IdentityRequest::WorkloadIdentity {
                 client_id,
@@ -290,13 +337,13 @@ impl Identities {
             } => {
                 let id = user_assigned_identity_id.as_deref();
                 let key = identity_key(request, id.unwrap_or_default(), String::new());
-                let factory = managed::managed_identity_factory(&self.transport, id);
+                let factory = managed::managed_identity_factory(&self.imds, id);
                 self.plain(key, async { Ok(factory) }, vec![]).await
             }
             IdentityRequest::PodIdentity => {
                 let pod = &request.pod;
                 if pod.name.is_empty() || pod.namespace.is_empty() {
-                    return Err(auth_error(
+                    return Err(misconfigured(
                         mode,
                         "pod information is not available; deploy a CSIDriver object to set podInfoOnMount: true",
                     ));
@@ -309,7 +356,7 @@ impl Identities {
                 );
                 let resource = request.cloud.key_vault_resource();
                 let factory =
-                    pod_identity::nmi_factory(&self.transport, &pod.namespace, &pod.name, resource);
+                    pod_identity::nmi_factory(&self.nmi, &pod.namespace, &pod.name, resource);
                 if uid.is_none() {
                     // Without the UID a recreated pod of the same name cannot be told apart:
                     // its NMI token is not kept beyond this mount.
@@ -441,7 +488,7 @@ impl Identities {
     ) -> Result<ResolvedIdentity, AuthError> {
         let mode = request.identity.mode_name();
         if client_id.is_empty() || token.is_empty() {
-            return Err(auth_error(
+            return Err(misconfigured(
                 mode,
                 "clientID and the service account token for api://AzureADTokenExchange are required",
             ));
@@ -525,7 +572,8 @@ fn admission(store: &Arc<Mutex<Store>>, key: &IdentityKey, entry: &Entry) -> cac
     })
 }
 
-/// SDK client options for Entra ID: our transport, no SDK retries, the cloud's authority host.
+/// SDK client options for Entra ID: our (retrying) transport, no SDK retries, the cloud's
+/// authority host.
 fn entra_client_options(transport: &Transport, cloud: &CloudEnvironment) -> ClientOptions {
     let mut custom = CustomConfiguration::default();
     custom.authority_host = cloud.active_directory_endpoint.clone();
@@ -544,7 +592,7 @@ fn validated(
     if let Err(e) = factory() {
         let held: Vec<&Sensitive> = sensitive.iter().collect();
         let first = e.to_string().lines().next().unwrap_or_default().to_string();
-        return Err(auth_error(
+        return Err(misconfigured(
             mode,
             format!(
                 "invalid identity parameters: {}",
@@ -568,15 +616,15 @@ fn resolved(key: IdentityKey, entry: &Entry, standing: Standing) -> ResolvedIden
 /// in its 1.1 betas; those require a different azure_core and cannot be mixed with this build.
 fn identity_binding_unsupported(mode: &str, client_id: &str, token: &Sensitive) -> AuthError {
     if client_id.is_empty() {
-        return auth_error(mode, "clientID is required for identity binding");
+        return misconfigured(mode, "clientID is required for identity binding");
     }
     if token.is_empty() {
-        return auth_error(
+        return misconfigured(
             mode,
             "service account tokens are required for identity binding",
         );
     }
-    auth_error(
+    unsupported(
         mode,
         "identity binding (useAzureTokenProxy) is not supported by this build; use workload identity \
          (clientID with the api://AzureADTokenExchange service account token)",
