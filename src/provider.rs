@@ -2,8 +2,9 @@
 //! concurrently (bounded), convert, and answer with the files in SecretProviderClass order.
 //!
 //! A mount succeeds whole or fails whole: the first failing object fails the mount, nothing
-//! partial is returned. Errors are gRPC statuses whose message names the object
-//! (`objectType/objectName`) and the problem, and never carries secret material.
+//! partial is returned. Every failure is a [`MountError`] whose kind is set where it happens and
+//! whose message names the object (`objectType/objectName`) and the problem, never secret
+//! material; [`Provider::mount`] turns it into the metric result class and the gRPC status, once.
 //!
 //! What one mount may take from the others is bounded:
 //! - the response budget ([`ProviderOptions::max_response_bytes`], the driver's 4 MiB gRPC limit
