@@ -397,6 +397,16 @@ async fn each_auth_kind_has_its_grpc_code_and_metric_class() {
             says: "HTTP 503",
         },
         Case {
+            // The first token of a service principal is fetched by the Key Vault call.
+            name: "unavailable during the Key Vault call",
+            attributes: attributes(&[]),
+            secrets: Some(secrets("another-secret-so-a-cold-identity")),
+            fault: Some(Fault::EntraReset { count: 1000 }),
+            code: Code::Unavailable,
+            class: "unavailable",
+            says: "token request failed",
+        },
+        Case {
             name: "misconfigured",
             attributes: attributes(&[
                 ("useAzureTokenProxy", "true"),
@@ -471,4 +481,79 @@ async fn each_auth_kind_has_its_grpc_code_and_metric_class() {
         .mount(&attributes(&[]), Some(&secrets(SECRET)), "420")
         .await
         .expect("serving again");
+}
+
+#[tokio::test]
+async fn a_cold_mount_survives_one_entra_hiccup() {
+    let fake = start_fake().await;
+    fake.grant(VAULT, CLIENT);
+    fake.add_secret(VAULT, "s0", "v1", "value", None, None, 100, true);
+    let provider = RunningProvider::start(fake.transport(), ProviderOptions::default()).await;
+    let token = service_account_token(ISSUER, "apps", "web", AUDIENCE, now() + 3600);
+    let tokens = service_account_tokens_attribute(&[(AUDIENCE, &token)]);
+    let attributes = attributes(&[
+        ("clientID", CLIENT),
+        ("csi.storage.k8s.io/serviceAccount.tokens", &tokens),
+    ]);
+    fake.inject(Fault::EntraStatus {
+        count: 1,
+        status: 503,
+        aadsts: "AADSTS90033",
+    });
+    let mut driver = provider.driver().await;
+    let response = driver
+        .mount(&attributes, None, "420")
+        .await
+        .expect("one 503 is retried");
+    assert_eq!(response.files.len(), 1);
+    assert_eq!(response.files[0].contents, b"value");
+    assert_eq!(fake.counts().entra_tokens, 2);
+}
+
+#[tokio::test]
+async fn a_mount_with_a_short_deadline_fails_unavailable_within_it() {
+    let fake = start_fake().await;
+    fake.grant(VAULT, CLIENT);
+    fake.add_secret(VAULT, "s0", "v1", "value", None, None, 100, true);
+    let provider = RunningProvider::start(
+        fake.transport(),
+        ProviderOptions {
+            auth: AuthOptions {
+                max_retries: 1000,
+                ..AuthOptions::default()
+            },
+            ..ProviderOptions::default()
+        },
+    )
+    .await;
+    let token = service_account_token(ISSUER, "apps", "web", AUDIENCE, now() + 3600);
+    let tokens = service_account_tokens_attribute(&[(AUDIENCE, &token)]);
+    let attributes = attributes(&[
+        ("clientID", CLIENT),
+        ("csi.storage.k8s.io/serviceAccount.tokens", &tokens),
+    ]);
+    fake.inject(Fault::EntraRetryAfter {
+        count: 1000,
+        status: 503,
+        retry_after_secs: 1,
+    });
+    let mut driver = provider.driver().await.with_timeout(Duration::from_secs(6));
+    let started = Instant::now();
+    let status = driver.mount(&attributes, None, "420").await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
+    assert!(
+        status.message().contains("HTTP 503"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let sent = fake.counts().entra_tokens;
+    assert!(
+        (2..=7).contains(&sent),
+        "one request per Retry-After: {sent}"
+    );
 }
