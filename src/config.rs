@@ -590,6 +590,11 @@ mod tests {
         assert_eq!(f.max_in_flight_mounts, 128);
         assert_eq!(f.max_response_bytes, 4 * 1024 * 1024);
         assert_eq!(f.max_keyvault_response_bytes, 256 * 1024);
+        assert_eq!(f.provider_options().auth.max_retries, 3);
+        let none = Cli::try_parse_from(["p", "--auth-max-retries=0"])
+            .unwrap()
+            .flags;
+        assert_eq!(none.provider_options().auth.max_retries, 0);
         assert_eq!(
             f.pfx_limits(),
             crate::content::pfx_limits::PfxLimits::default()

@@ -326,6 +326,40 @@ mod tests {
     }
 
     #[test]
+    fn kinds_follow_the_answer() {
+        let rejected = entra_error(StatusCode::Unauthorized, "7000215", "AADSTS7000215: bad");
+        let kind = |e: &azure_core::Error| describe_token_error("m", e, &[]).kind();
+        assert_eq!(kind(&rejected), AuthErrorKind::Rejected);
+        let unknown = entra_error(StatusCode::BadRequest, "700016", "AADSTS700016: unknown");
+        assert_eq!(kind(&unknown), AuthErrorKind::Rejected);
+        for status in [
+            StatusCode::ServiceUnavailable,
+            StatusCode::TooManyRequests,
+            StatusCode::InternalServerError,
+            StatusCode::RequestTimeout,
+        ] {
+            assert_eq!(
+                kind(&entra_error(status, "90033", "AADSTS90033: busy")),
+                AuthErrorKind::Unavailable,
+                "{status:?}"
+            );
+        }
+        let reset = azure_core::Error::with_error(
+            ErrorKind::Credential,
+            azure_core::Error::with_message(ErrorKind::Io, "connection reset"),
+            "X authentication failed.",
+        );
+        assert_eq!(kind(&reset), AuthErrorKind::Unavailable);
+        let ours = to_core_error(unsupported("m", "no"));
+        assert_eq!(kind(&ours), AuthErrorKind::Unsupported);
+        assert_eq!(error_kind_in(&ours), Some(AuthErrorKind::Unsupported));
+        assert_eq!(error_kind_in(&reset), None);
+        assert_eq!(misconfigured("m", "x").kind(), AuthErrorKind::Misconfigured);
+        assert_eq!(unavailable("m", "x").kind(), AuthErrorKind::Unavailable);
+        assert_eq!(auth_error("m", "x").kind(), AuthErrorKind::Rejected);
+    }
+
+    #[test]
     fn our_own_errors_pass_through() {
         let err = to_core_error(auth_error("pod_identity", "NMI answered HTTP 403"));
         let wrapped = azure_core::Error::with_error(ErrorKind::Credential, err, "outer");
