@@ -368,7 +368,7 @@ impl Provider {
         let client = self
             .vaults
             .client(&identity, &request.vault_url())
-            .map_err(|e| kv_status(None, &e))?;
+            .map_err(|e| kv_error(None, &e))?;
         let limit = Semaphore::new(self.options.max_concurrent_fetches.max(1));
         let budget = ResponseBudget::new(self.options.max_response_bytes);
         let job = MountJob {
@@ -413,7 +413,7 @@ impl Provider {
             job.client
                 .list_versions(object.object_type, &object.name, job.deadline)
                 .await
-                .map_err(|e| kv_status(Some(object), &e))?
+                .map_err(|e| kv_error(Some(object), &e))?
         };
         let chosen = choose_versions(listed, &object.version, object.version_history as usize)
             .map_err(|problem| {
@@ -443,7 +443,7 @@ impl Provider {
         id: String,
     ) -> Result<Vec<MountedFile>, MountError> {
         let (client, deadline, request) = (job.client, job.deadline, job.request);
-        let fetch_error = |e: KvError| kv_status(Some(object), &e);
+        let fetch_error = |e: KvError| kv_error(Some(object), &e);
         let permit = self.fetch_slot(object, job.limit, deadline).await?;
         // Counted in flight until its files are charged.
         let admitted = tokio::time::timeout_at(deadline, job.budget.admit())
@@ -628,7 +628,7 @@ fn response(files: Vec<MountedFile>) -> pb::MountResponse {
     response
 }
 
-fn kv_status(object: Option<&ObjectSpec>, error: &KvError) -> MountError {
+fn kv_error(object: Option<&ObjectSpec>, error: &KvError) -> MountError {
     let context = object.map(|object| match object.version.is_empty() {
         true => format!("failed to get {object}"),
         false => format!("failed to get {object} (version {})", object.version),
