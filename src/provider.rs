@@ -2,8 +2,9 @@
 //! concurrently (bounded), convert, and answer with the files in SecretProviderClass order.
 //!
 //! A mount succeeds whole or fails whole: the first failing object fails the mount, nothing
-//! partial is returned. Errors are gRPC statuses whose message names the object
-//! (`objectType/objectName`) and the problem, and never carries secret material.
+//! partial is returned. Every failure is a [`MountError`] whose kind is set where it happens and
+//! whose message names the object (`objectType/objectName`) and the problem, never secret
+//! material; [`Provider::mount`] turns it into the metric result class and the gRPC status, once.
 //!
 //! What one mount may take from the others is bounded:
 //! - the response budget ([`ProviderOptions::max_response_bytes`], the driver's 4 MiB gRPC limit
@@ -28,11 +29,12 @@ use std::sync::Mutex;
 
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use crate::auth::{AuthOptions, Identities};
 use crate::blocking::{self, BlockingError};
 use crate::content::{self, ContentOptions, JsonWebKey, RenderedFile, SecretBundle};
+use crate::error::{MountError, MountErrorKind};
 use crate::keyvault::{
     KeyVaultOptions, KvError, KvErrorKind, VaultClient, VaultClients, VersionInfo,
 };
@@ -228,7 +230,7 @@ impl ResponseBudget {
     }
 
     /// Charges `files` of `object`; the object that passes the budget fails the mount.
-    fn charge(&self, object: &ObjectSpec, files: &[MountedFile]) -> Result<(), Status> {
+    fn charge(&self, object: &ObjectSpec, files: &[MountedFile]) -> Result<(), MountError> {
         let bytes: usize = files
             .iter()
             .map(|f| {
@@ -248,13 +250,13 @@ impl ResponseBudget {
         };
         self.changed.notify_waiters();
         if total_bytes > self.max_bytes {
-            return Err(Status::resource_exhausted(format!(
+            return Err(MountError::limit(format!(
                 "object {object}: with its {bytes} bytes the mount's answer passes {total_bytes} bytes, above the {} bytes the driver accepts (--max-response-bytes; the driver's default gRPC limit is 4 MiB); split the SecretProviderClass",
                 self.max_bytes + RESPONSE_RESERVE_BYTES
             )));
         }
         if total_files > MAX_RESPONSE_FILES {
-            return Err(Status::resource_exhausted(format!(
+            return Err(MountError::limit(format!(
                 "object {object}: the mount's answer passes {MAX_RESPONSE_FILES} files; split the SecretProviderClass"
             )));
         }
@@ -300,15 +302,18 @@ impl Provider {
         let deadline = effective_deadline(started, deadline);
         let parsed = request::parse_mount(&raw, &self.options.request)
             .await
-            .map_err(|e| Status::invalid_argument(e.0));
+            .map_err(MountError::from);
         let outcome = match &parsed {
             Ok(request) => self.mount_in_slot(request, deadline).await,
-            Err(status) => Err(status.clone()),
+            Err(error) => Err(error.clone()),
         };
         let seconds = started.elapsed().as_secs_f64();
-        let result = result_class(&outcome);
+        let result = match &outcome {
+            Ok(_) => "ok",
+            Err(error) => error.class(),
+        };
         log_mount(parsed.as_ref().ok(), &outcome, result, seconds);
-        outcome
+        outcome.map_err(Status::from)
     }
 
     /// Waits (FIFO, until `deadline`) for one of the `--max-in-flight-mounts` slots, then serves.
@@ -316,15 +321,15 @@ impl Provider {
         &self,
         request: &MountRequest,
         deadline: Instant,
-    ) -> Result<pb::MountResponse, Status> {
+    ) -> Result<pb::MountResponse, MountError> {
         if request.objects.is_empty() {
             return Ok(pb::MountResponse::default());
         }
         let _slot = match tokio::time::timeout_at(deadline, self.mount_slots.acquire()).await {
             Ok(Ok(slot)) => slot,
-            Ok(Err(_)) => return Err(Status::internal("mount limiter closed")),
+            Ok(Err(_)) => return Err(MountError::internal("mount limiter closed")),
             Err(_) => {
-                return Err(Status::unavailable(format!(
+                return Err(MountError::busy(format!(
                     "the provider is serving its limit of {} mounts at once (--max-in-flight-mounts) and no slot became free before the mount deadline; the driver will retry",
                     self.options.max_in_flight_mounts.max(1)
                 )));
@@ -340,32 +345,29 @@ impl Provider {
         object: &ObjectSpec,
         limit: &'a Semaphore,
         deadline: Instant,
-    ) -> Result<SemaphorePermit<'a>, Status> {
+    ) -> Result<SemaphorePermit<'a>, MountError> {
         tokio::time::timeout_at(deadline, limit.acquire())
             .await
             .map_err(|_| {
-                Status::deadline_exceeded(format!(
+                MountError::deadline(format!(
                     "object {object}: the mount deadline passed while its other objects were being fetched"
                 ))
             })?
-            .map_err(|_| Status::internal("fetch limiter closed"))
+            .map_err(|_| MountError::internal("fetch limiter closed"))
     }
 
     async fn mount_request(
         &self,
         request: &MountRequest,
         deadline: Instant,
-    ) -> Result<pb::MountResponse, Status> {
-        // Auth errors already name the mode, the status and Entra's error code.
-        let identity = self
-            .identities
-            .resolve(request)
-            .await
-            .map_err(|e| Status::unauthenticated(format!("failed to authenticate: {e}")))?;
+    ) -> Result<pb::MountResponse, MountError> {
+        // Transient identity-service faults are retried until the mount's deadline.
+        let identity =
+            crate::auth::within_deadline(deadline, self.identities.resolve(request)).await?;
         let client = self
             .vaults
             .client(&identity, &request.vault_url())
-            .map_err(|e| kv_status(None, &e))?;
+            .map_err(|e| kv_error(None, &e))?;
         let limit = Semaphore::new(self.options.max_concurrent_fetches.max(1));
         let budget = ResponseBudget::new(self.options.max_response_bytes);
         let job = MountJob {
@@ -398,7 +400,7 @@ impl Provider {
         &self,
         job: &MountJob<'_>,
         object: &ObjectSpec,
-    ) -> Result<Vec<MountedFile>, Status> {
+    ) -> Result<Vec<MountedFile>, MountError> {
         if !object.is_multi_version() {
             let base = object.file_name().to_string();
             return self
@@ -410,10 +412,15 @@ impl Provider {
             job.client
                 .list_versions(object.object_type, &object.name, job.deadline)
                 .await
-                .map_err(|e| kv_status(Some(object), &e))?
+                .map_err(|e| kv_error(Some(object), &e))?
         };
         let chosen = choose_versions(listed, &object.version, object.version_history as usize)
-            .map_err(|problem| Status::not_found(format!("object {object}: {problem}")))?;
+            .map_err(|problem| {
+                MountError::new(
+                    MountErrorKind::KeyVault(KvErrorKind::NotFound),
+                    format!("object {object}: {problem}"),
+                )
+            })?;
         let mut fetches = Vec::with_capacity(chosen.len());
         for (index, version) in chosen.iter().enumerate() {
             let base = format!("{}/{index}", object.file_name());
@@ -433,15 +440,15 @@ impl Provider {
         version: &str,
         base: String,
         id: String,
-    ) -> Result<Vec<MountedFile>, Status> {
+    ) -> Result<Vec<MountedFile>, MountError> {
         let (client, deadline, request) = (job.client, job.deadline, job.request);
-        let fetch_error = |e: KvError| kv_status(Some(object), &e);
+        let fetch_error = |e: KvError| kv_error(Some(object), &e);
         let permit = self.fetch_slot(object, job.limit, deadline).await?;
         // Counted in flight until its files are charged.
         let admitted = tokio::time::timeout_at(deadline, job.budget.admit())
             .await
             .map_err(|_| {
-                Status::deadline_exceeded(format!(
+                MountError::deadline(format!(
                     "object {object}: the mount deadline passed while its other objects were being fetched"
                 ))
             })?;
@@ -513,9 +520,8 @@ impl Provider {
         &self,
         object: &ObjectSpec,
         fetched: FetchedContent,
-    ) -> Result<content::Rendered, Status> {
-        let content_error =
-            |e: content::ContentError| Status::failed_precondition(format!("object {object}: {e}"));
+    ) -> Result<content::Rendered, MountError> {
+        let content_error = |e: content::ContentError| MountError::content(object, &e);
         let shape = (object.format, object.encoding);
         let options = self.options.content;
         if fetched.is_cheap() {
@@ -523,10 +529,10 @@ impl Provider {
         }
         match blocking::run(move || fetched.render(shape, &options)).await {
             Ok(rendered) => rendered.map_err(content_error),
-            Err(BlockingError::TimedOut(limit)) => Err(Status::resource_exhausted(format!(
+            Err(BlockingError::TimedOut(limit)) => Err(MountError::limit(format!(
                 "object {object}: converting its content did not finish within {limit:?} (--blocking-timeout; the blocking pool is busy or the content is too expensive to convert)"
             ))),
-            Err(BlockingError::Panicked) => Err(Status::internal(format!(
+            Err(BlockingError::Panicked) => Err(MountError::internal(format!(
                 "object {object}: converting its content failed unexpectedly"
             ))),
         }
@@ -629,54 +635,18 @@ fn response(files: Vec<MountedFile>) -> pb::MountResponse {
     response
 }
 
-fn kv_status(object: Option<&ObjectSpec>, error: &KvError) -> Status {
-    let code = match error.kind {
-        KvErrorKind::NotFound => Code::NotFound,
-        KvErrorKind::Forbidden => Code::PermissionDenied,
-        KvErrorKind::Unauthenticated => Code::Unauthenticated,
-        KvErrorKind::Throttled => Code::ResourceExhausted,
-        KvErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
-        KvErrorKind::Unavailable => Code::Unavailable,
-        KvErrorKind::InvalidResponse | KvErrorKind::Other => Code::Internal,
-    };
-    match object {
-        Some(object) if object.version.is_empty() => {
-            Status::new(code, format!("failed to get {object}: {error}"))
-        }
-        Some(object) => Status::new(
-            code,
-            format!(
-                "failed to get {object} (version {}): {error}",
-                object.version
-            ),
-        ),
-        None => Status::new(code, error.message.clone()),
-    }
-}
-
-/// Bounded result class for metrics and logs.
-fn result_class(outcome: &Result<pb::MountResponse, Status>) -> &'static str {
-    match outcome {
-        Ok(_) => "ok",
-        Err(status) => match status.code() {
-            Code::InvalidArgument => "invalid_argument",
-            Code::NotFound => "not_found",
-            Code::PermissionDenied => "permission_denied",
-            Code::Unauthenticated => "unauthenticated",
-            Code::ResourceExhausted => "resource_exhausted",
-            Code::DeadlineExceeded => "deadline_exceeded",
-            Code::Unavailable => "unavailable",
-            Code::FailedPrecondition => "failed_precondition",
-            Code::Unimplemented => "unimplemented",
-            _ => "internal",
-        },
-    }
+fn kv_error(object: Option<&ObjectSpec>, error: &KvError) -> MountError {
+    let context = object.map(|object| match object.version.is_empty() {
+        true => format!("failed to get {object}"),
+        false => format!("failed to get {object} (version {})", object.version),
+    });
+    MountError::key_vault(context, error)
 }
 
 /// One structured line per mount.
 fn log_mount(
     request: Option<&MountRequest>,
-    outcome: &Result<pb::MountResponse, Status>,
+    outcome: &Result<pb::MountResponse, MountError>,
     result: &str,
     seconds: f64,
 ) {
@@ -701,14 +671,14 @@ fn log_mount(
             result,
             "mount"
         ),
-        Err(status) => tracing::warn!(
+        Err(error) => tracing::warn!(
             pod,
             namespace,
             spc,
             objects,
             duration_ms,
             result,
-            error = %crate::text::status_message(status.message()),
+            error = %crate::text::status_message(error.message()),
             "mount failed"
         ),
     }
@@ -786,7 +756,7 @@ mod tests {
         let budget = ResponseBudget::new(RESPONSE_RESERVE_BYTES + 1000);
         assert!(budget.charge(&spec("a"), &[file(600)]).is_ok());
         let err = budget.charge(&spec("b"), &[file(600)]).unwrap_err();
-        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
         assert!(
             err.message()
                 .starts_with("object secret/b: with its 600 bytes"),

@@ -19,7 +19,7 @@ mod client;
 pub mod coalesce;
 mod errors;
 mod exchange_metrics;
-mod retry;
+pub(crate) mod retry;
 mod throttle;
 
 use std::collections::HashMap;
