@@ -204,6 +204,27 @@ pub struct ObjectSpec {
     pub file_mode: Option<u32>,
     /// `objectVersionHistory`; 1 for single-version objects (upstream treats <= 1 alike).
     pub version_history: u32,
+    /// `jmesPath`: fields of a JSON secret written as files of their own (secrets only).
+    pub jmes_path: Vec<JmesPathEntry>,
+    /// `objectNotAfter`: the newest enabled version created at or before this time.
+    pub not_after: Option<NotAfter>,
+}
+
+/// One `jmesPath` entry: a JMESPath expression and the file its result is written to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JmesPathEntry {
+    pub path: String,
+    /// Path of the file, relative to the mount (validated as a file name).
+    pub alias: String,
+}
+
+/// `objectNotAfter`, an RFC 3339 time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotAfter {
+    /// Unix seconds, rounded down (Key Vault reports creation times in whole seconds).
+    pub unix: i64,
+    /// As written, for messages.
+    pub text: String,
 }
 
 impl ObjectSpec {
@@ -223,6 +244,17 @@ impl ObjectSpec {
 
     pub fn is_multi_version(&self) -> bool {
         self.version_history > 1
+    }
+
+    /// The object needs a version listing: history, or a version picked by `objectNotAfter`.
+    pub fn needs_listing(&self) -> bool {
+        self.is_multi_version() || self.not_after.is_some()
+    }
+
+    /// Files one version of the object yields before any `.crt`/`.key` split: its own and
+    /// one per `jmesPath` entry.
+    pub fn files_per_version(&self) -> usize {
+        1 + self.jmes_path.len()
     }
 }
 
