@@ -341,8 +341,16 @@ fn check_validates_the_new_fields() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("good: ok"), "{stdout}");
-    assert!(stdout.contains("good-time: ok"), "{stdout}");
+    assert!(
+        stdout.contains("good: ok")
+            && stdout.contains("secret/db-creds → db-creds + db-user + cfg/db-host + cfg/db-port"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("good-time: ok")
+            && stdout.contains("cert/a → a (newest version not after 2026-01-01T00:00:00Z)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("bad-path: error") && stdout.contains("multi-select"),
         "{stdout}"
