@@ -24,7 +24,7 @@
 
 use std::time::Duration;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
@@ -378,15 +378,33 @@ impl Provider {
             .resolve(request)
             .await
             .map_err(|e| Status::unauthenticated(format!("failed to authenticate: {e}")))?;
+        // One client per vault the mount reads (the SecretProviderClass's first, then the
+        // objects' own `keyvaultName`s, at most `MAX_VAULTS_PER_MOUNT`): each keeps its own
+        // cache, coalescing and per-vault back-off.
         let client = self
             .vaults
             .client(&identity, &request.vault_url())
             .map_err(|e| kv_status(None, &e))?;
+        let mut own_clients: Vec<(String, Arc<VaultClient>)> = Vec::new();
+        for object in &request.objects {
+            let Some(vault) = &object.vault else {
+                continue;
+            };
+            if own_clients.iter().any(|(v, _)| v == vault) {
+                continue;
+            }
+            let client = self
+                .vaults
+                .client(&identity, &request.cloud.vault_url(vault))
+                .map_err(|e| kv_status(Some(object), &e))?;
+            own_clients.push((vault.clone(), client));
+        }
         let limit = Semaphore::new(self.options.max_concurrent_fetches.max(1));
         let budget = ResponseBudget::new(self.options.max_response_bytes);
         let job = MountJob {
             request,
             client: &client,
+            own_clients: &own_clients,
             limit: &limit,
             budget: &budget,
             deadline,
@@ -420,7 +438,7 @@ impl Provider {
         }
         let listed = {
             let _permits = self.fetch_slot(object, job.limit, job.deadline).await?;
-            job.client
+            job.client(object)
                 .list_versions(object.object_type, &object.name, job.deadline)
                 .await
                 .map_err(|e| kv_status(Some(object), &e))?
@@ -457,7 +475,7 @@ impl Provider {
         let suffix = index.map(|i| format!("/{i}")).unwrap_or_default();
         let base = format!("{}{suffix}", object.file_name());
         let id = format!("{}{suffix}", object.id());
-        let (client, deadline, request) = (job.client, job.deadline, job.request);
+        let (client, deadline, request) = (job.client(object), job.deadline, job.request);
         let fetch_error = |e: KvError| kv_status(Some(object), &e);
         let permit = self.fetch_slot(object, job.limit, deadline).await?;
         // Counted in flight until its files are charged.
@@ -501,7 +519,7 @@ impl Provider {
         }
         if let Some(not_after) = rendered.not_after {
             metrics().certificate_expiry(
-                &request.vault_name,
+                object.vault_name(request),
                 object.object_type.as_str(),
                 &object.name,
                 not_after,
@@ -577,11 +595,28 @@ impl Provider {
 /// What every fetch of one mount shares.
 struct MountJob<'a> {
     request: &'a MountRequest,
+    /// The SecretProviderClass's vault.
     client: &'a VaultClient,
+    /// The objects' own vaults.
+    own_clients: &'a [(String, Arc<VaultClient>)],
     /// The mount's own `--max-concurrent-fetches` slots.
     limit: &'a Semaphore,
     budget: &'a ResponseBudget,
     deadline: Instant,
+}
+
+impl MountJob<'_> {
+    /// The client of the object's vault.
+    fn client(&self, object: &ObjectSpec) -> &VaultClient {
+        let own = object.vault.as_ref().and_then(|vault| {
+            self.own_clients
+                .iter()
+                .find(|(v, _)| v == vault)
+                .map(|(_, client)| client.as_ref())
+        });
+        // Every own vault got a client before the fetches started.
+        own.unwrap_or(self.client)
+    }
 }
 
 #[async_trait::async_trait]

@@ -1,4 +1,5 @@
-//! The object fields beyond upstream's — `jmesPath` and `objectNotAfter` — end to end: a
+//! The object fields beyond upstream's — `jmesPath`, `objectNotAfter` and an object's own
+//! `keyvaultName` — end to end: a
 //! driver-side gRPC client on the provider's Unix socket → provider → the in-repo fake of Key
 //! Vault and Entra ID over real HTTP, and the `check` subcommand on manifests using them.
 
@@ -305,6 +306,156 @@ async fn object_not_after_and_jmes_path_combine() {
     assert_eq!(files(&response)[1], ("k", 0o644, "x1"));
 }
 
+#[tokio::test]
+async fn objects_of_several_vaults_in_one_mount_with_their_own_ids() {
+    let (fake, provider) = setup().await;
+    fake.grant("team-b-kv", CLIENT_ID);
+    fake.add_secret(VAULT, "db-password", "a1", "from-a", None, None, 100, true);
+    fake.add_secret(
+        "team-b-kv",
+        "db-password",
+        "b1",
+        "from-b",
+        None,
+        None,
+        100,
+        true,
+    );
+    fake.add_secret(
+        "team-b-kv",
+        "token",
+        "t1",
+        r#"{"v":"tok-1"}"#,
+        None,
+        None,
+        100,
+        true,
+    );
+    let items = [
+        "objectName: db-password\nobjectType: secret",
+        "objectName: db-password\nobjectType: secret\nkeyvaultName: Team-B-KV\nobjectAlias: b/db-password",
+        "objectName: token\nobjectType: secret\nkeyvaultName: team-b-kv\njmesPath:\n  - path: v\n    objectAlias: b/token",
+        // The SecretProviderClass's vault named again: exactly as without the field.
+        "objectName: db-password\nobjectType: secret\nkeyvaultName: MYVAULT\nobjectAlias: again",
+    ];
+    let first = mount(&provider, &items).await.unwrap();
+    assert_eq!(
+        files(&first),
+        [
+            ("db-password", 0o644, "from-a"),
+            ("b/db-password", 0o644, "from-b"),
+            ("token", 0o644, r#"{"v":"tok-1"}"#),
+            ("b/token", 0o644, "tok-1"),
+            ("again", 0o644, "from-a"),
+        ]
+    );
+    assert_eq!(
+        versions(&first),
+        [
+            ("secret/db-password", "a1"),
+            ("secret/db-password@team-b-kv", "b1"),
+            ("secret/token@team-b-kv", "t1"),
+            ("secret/token@team-b-kv#b/token", "t1"),
+            ("secret/db-password", "a1"),
+        ]
+    );
+    let hosts: std::collections::BTreeSet<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.service == "keyvault")
+        .map(|r| r.host.to_ascii_lowercase())
+        .collect();
+    assert!(
+        hosts.contains("myvault.vault.azure.net") && hosts.contains("team-b-kv.vault.azure.net"),
+        "{hosts:?}"
+    );
+    // Rotation in the other vault shows up on the next mount.
+    fake.add_secret(
+        "team-b-kv",
+        "db-password",
+        "b2",
+        "from-b-2",
+        None,
+        None,
+        200,
+        true,
+    );
+    let second = mount(&provider, &items[..2]).await.unwrap();
+    assert_eq!(
+        versions(&second),
+        [
+            ("secret/db-password", "a1"),
+            ("secret/db-password@team-b-kv", "b2")
+        ]
+    );
+    // The same object name in two vaults without an alias: one file, so an error saying how to fix it.
+    let e = mount(
+        &provider,
+        &[
+            items[0],
+            "objectName: db-password\nobjectType: secret\nkeyvaultName: team-b-kv",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("object secret/db-password@team-b-kv: its file collides with object secret/db-password at path \"db-password\"; give one of them another objectAlias"),
+        "{}",
+        e.message()
+    );
+    // A vault the identity may not read fails the mount naming the object and its vault.
+    fake.add_secret("team-c-kv", "x", "c1", "from-c", None, None, 100, true);
+    let e = mount(
+        &provider,
+        &[
+            items[0],
+            "objectName: x\nobjectType: secret\nkeyvaultName: team-c-kv",
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{}", e.message());
+    assert!(
+        e.message().contains("failed to get secret/x@team-c-kv"),
+        "{}",
+        e.message()
+    );
+    let e = mount(
+        &provider,
+        &["objectName: x\nobjectType: secret\nkeyvaultName: no"],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message()
+            .contains("object secret/x: invalid keyvaultName \"no\""),
+        "{}",
+        e.message()
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_vault_does_not_fail_the_objects_of_another() {
+    let (fake, provider) = setup().await;
+    fake.grant("team-b-kv", CLIENT_ID);
+    fake.add_secret(VAULT, "a", "a1", "va", None, None, 100, true);
+    fake.add_secret("team-b-kv", "b", "b1", "vb", None, None, 100, true);
+    // Warm both clients, then throttle once: the retry honours Retry-After and the mount succeeds.
+    let items = [
+        "objectName: a\nobjectType: secret",
+        "objectName: b\nobjectType: secret\nkeyvaultName: team-b-kv",
+    ];
+    mount(&provider, &items).await.unwrap();
+    fake.inject(support::fake::Fault::KeyVaultThrottle {
+        count: 1,
+        retry_after_secs: 1,
+    });
+    let response = mount(&provider, &items).await.unwrap();
+    assert_eq!(files(&response), [("a", 0o644, "va"), ("b", 0o644, "vb")]);
+}
+
 #[test]
 fn check_validates_the_new_fields() {
     let manifest = |name: &str, item: &str| {
@@ -324,6 +475,14 @@ fn check_validates_the_new_fields() {
         manifest(
             "bad-path",
             "objectName: a\nobjectType: secret\njmesPath:\n  - path: \"[a, b]\"\n    objectAlias: x",
+        ),
+        manifest(
+            "good-vault",
+            "objectName: a\nobjectType: secret\nkeyvaultName: kv-team-b",
+        ),
+        manifest(
+            "bad-vault",
+            "objectName: a\nobjectType: secret\nkeyvaultName: kv_b",
         ),
         manifest(
             "bad-time",
@@ -357,6 +516,15 @@ fn check_validates_the_new_fields() {
     );
     assert!(
         stdout.contains("bad-time: error") && stdout.contains("invalid objectNotAfter"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("good-vault: ok") && stdout.contains("secret/a@kv-team-b → a"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bad-vault: error")
+            && stdout.contains("object secret/a: invalid keyvaultName"),
         "{stdout}"
     );
 }

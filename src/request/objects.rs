@@ -49,6 +49,7 @@ struct RawObject {
     object_version_history: Option<i64>,
     jmes_path: Option<Vec<RawJmesPath>>,
     object_not_after: Option<String>,
+    keyvault_name: Option<String>,
 }
 
 /// One `jmesPath` entry as written.
@@ -156,6 +157,13 @@ fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
         Some(t) if t.is_empty() => None,
         Some(t) => Some(parse_not_after(&t, &version).map_err(fail)?),
     };
+    let vault = match text(raw.keyvault_name) {
+        v if v.is_empty() => None,
+        v => {
+            super::validate_vault_name(&v).map_err(|e| fail(e.0))?;
+            Some(v.to_ascii_lowercase())
+        }
+    };
     Ok(ObjectSpec {
         name,
         object_type,
@@ -167,6 +175,7 @@ fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
         version_history,
         jmes_path,
         not_after,
+        vault,
     })
 }
 
