@@ -6,6 +6,11 @@
 //! an exhausted stack or heap. Error messages carry the parser's message and location but no
 //! snippet of the input. Beyond upstream's checks, the object type, name and version, file
 //! permission, path shape and path collisions are validated here, before anything is fetched.
+//!
+//! Fields beyond upstream's (README "Object fields beyond upstream"): `jmesPath` (a secret's
+//! JSON fields as files; expressions checked by [`crate::content::jmes::validate`], their files
+//! part of the collision and file-count checks), `objectNotAfter` (RFC 3339; not with
+//! `objectVersion`) and the object's own `keyvaultName` (validated as the SecretProviderClass's).
 
 use std::collections::HashMap;
 
