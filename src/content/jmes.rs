@@ -24,7 +24,7 @@
 //! path selects nothing or `null`, a function got an argument of the wrong type.
 
 use jmespath::ast::Ast;
-use jmespath::{ErrorReason, RuntimeError, Variable};
+use jmespath::{Context, DEFAULT_RUNTIME, ErrorReason, Rcvar, RuntimeError, Variable};
 
 /// Longest `path` expression accepted.
 pub const MAX_EXPRESSION_BYTES: usize = 512;
@@ -157,8 +157,13 @@ pub enum JmesError {
 
 /// Evaluates every `path` against the JSON `value`, in order: one file's contents per path.
 pub fn extract(value: &str, paths: &[String]) -> Result<Vec<Vec<u8>>, JmesError> {
-    let document: serde_json::Value =
+    let parsed: serde_json::Value =
         serde_json::from_str(value).map_err(|e| JmesError::NotJson(json_problem(&e)))?;
+    // Converted once: `Expression::search` would convert (re-serialize) the whole document for
+    // every entry.
+    let document: Rcvar = Variable::try_from(parsed)
+        .map(Rcvar::new)
+        .map_err(|_| JmesError::NotJson("it holds a value JMESPath cannot represent".into()))?;
     let limit = value
         .len()
         .saturating_mul(2)
@@ -173,8 +178,8 @@ pub fn extract(value: &str, paths: &[String]) -> Result<Vec<Vec<u8>>, JmesError>
             validate(path).map_err(fail)?;
             let compiled =
                 jmespath::compile(path).map_err(|_| fail("invalid expression".into()))?;
-            let result = compiled
-                .search(&document)
+            let mut context = Context::new(path, &DEFAULT_RUNTIME);
+            let result = jmespath::interpret(&document, compiled.as_ast(), &mut context)
                 .map_err(|e| fail(runtime_problem(&e.reason)))?;
             render(&result, limit).map_err(fail)
         })
