@@ -10,7 +10,8 @@
 //! the work is bounded before anything runs:
 //! - an expression is at most [`MAX_EXPRESSION_BYTES`] bytes with at most
 //!   [`MAX_NESTING_CHARACTERS`] nesting characters (the parser recurses), and an object has at
-//!   most [`MAX_PATHS_PER_OBJECT`] entries (checked when the request is parsed);
+//!   most [`MAX_PATHS_PER_OBJECT`] entries with at most [`MAX_OBJECT_NESTING_CHARACTERS`] nesting
+//!   characters in all (evaluation work; checked when the request is parsed);
 //! - only the part of JMESPath whose results are pieces of the document is accepted: no
 //!   multi-select lists or hashes and no `join`/`to_string` (each can copy the document into its
 //!   result again and again, so that a short expression would build an exponentially large
@@ -32,6 +33,10 @@ pub const MAX_EXPRESSION_BYTES: usize = 512;
 /// parser and evaluator recurse once per nesting level, about 8 KiB of stack each in a debug
 /// build, so this keeps them far inside a 2 MiB thread stack.
 pub const MAX_NESTING_CHARACTERS: usize = 32;
+/// Most nesting characters of all the `jmesPath` entries of one object together: evaluation
+/// costs about one pass over (a level of) the document per nesting character, so this bounds
+/// one object's work to about 128 passes over at most `--max-keyvault-response-bytes` of JSON.
+pub const MAX_OBJECT_NESTING_CHARACTERS: usize = 128;
 /// Most `jmesPath` entries one object may have.
 pub const MAX_PATHS_PER_OBJECT: usize = 64;
 /// Added to twice the secret's size to give the largest result file (room for literals).
@@ -76,10 +81,7 @@ pub fn validate(expression: &str) -> Result<(), String> {
             expression.len()
         ));
     }
-    let nesting = expression
-        .bytes()
-        .filter(|b| b".|!&([{<>=".contains(b))
-        .count();
+    let nesting = nesting(expression);
     if nesting > MAX_NESTING_CHARACTERS {
         return Err(format!(
             "path has {nesting} of the characters . | ! & ( [ {{ < > =, more than the limit of {MAX_NESTING_CHARACTERS}"
@@ -94,6 +96,35 @@ pub fn validate(expression: &str) -> Result<(), String> {
         ErrorReason::Runtime(_) => "not a valid JMESPath expression".into(),
     })?;
     check_subset(compiled.as_ast())
+}
+
+/// The nesting characters (`. | ! & ( [ { < > =`) of an expression.
+pub fn nesting(expression: &str) -> usize {
+    expression
+        .bytes()
+        .filter(|b| b".|!&([{<>=".contains(b))
+        .count()
+}
+
+/// Checks the entries of one object together: count and total nesting (each is also checked
+/// alone by [`validate`]).
+pub fn validate_all<'a>(paths: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let (mut count, mut total) = (0usize, 0usize);
+    for path in paths {
+        count += 1;
+        total += nesting(path);
+    }
+    if count > MAX_PATHS_PER_OBJECT {
+        return Err(format!(
+            "jmesPath has {count} entries, more than the limit of {MAX_PATHS_PER_OBJECT}"
+        ));
+    }
+    if total > MAX_OBJECT_NESTING_CHARACTERS {
+        return Err(format!(
+            "jmesPath entries have {total} of the characters . | ! & ( [ {{ < > = in all, more than the limit of {MAX_OBJECT_NESTING_CHARACTERS} per object; split the entries over several objects or simplify the paths"
+        ));
+    }
+    Ok(())
 }
 
 /// Walks the syntax tree and refuses the constructs that can multiply the document.
@@ -157,6 +188,10 @@ pub enum JmesError {
 
 /// Evaluates every `path` against the JSON `value`, in order: one file's contents per path.
 pub fn extract(value: &str, paths: &[String]) -> Result<Vec<Vec<u8>>, JmesError> {
+    validate_all(paths.iter().map(String::as_str)).map_err(|problem| JmesError::Path {
+        path: String::new(),
+        problem,
+    })?;
     let parsed: serde_json::Value =
         serde_json::from_str(value).map_err(|e| JmesError::NotJson(json_problem(&e)))?;
     // Converted once: `Expression::search` would convert (re-serialize) the whole document for

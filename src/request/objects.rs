@@ -213,7 +213,8 @@ fn parse_jmes_path(
             jmes::MAX_PATHS_PER_OBJECT
         ));
     }
-    raw.into_iter()
+    let entries = raw
+        .into_iter()
         .enumerate()
         .map(|(i, entry)| {
             let path = entry.path.unwrap_or_default().trim().to_string();
@@ -232,7 +233,9 @@ fn parse_jmes_path(
             validate_file_name(&alias).map_err(|e| format!("{at}: {e}"))?;
             Ok(JmesPathEntry { path, alias })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    jmes::validate_all(entries.iter().map(|e| e.path.as_str()))?;
+    Ok(entries)
 }
 
 /// `objectNotAfter`: an RFC 3339 time, and no `objectVersion` beside it.
@@ -964,6 +967,39 @@ array:
         assert!(
             e.contains("jmesPath has 65 entries, more than the limit of 64"),
             "{e}"
+        );
+        let heavy: String = (0..5)
+            .map(|i| {
+                format!(
+                    "  - path: \"{}\"\n    objectAlias: f{i}\n",
+                    vec!["a"; 27].join(".")
+                )
+            })
+            .collect();
+        let e = err(&format!(
+            "objectName: a\nobjectType: secret\njmesPath:\n{heavy}"
+        ));
+        assert!(
+            e.contains("jmesPath entries have 130 of the characters")
+                && e.contains("more than the limit of 128 per object"),
+            "{e}"
+        );
+        let fine: String = (0..4)
+            .map(|i| {
+                format!(
+                    "  - path: \"{}\"\n    objectAlias: f{i}\n",
+                    vec!["a"; 33].join(".")
+                )
+            })
+            .collect();
+        assert_eq!(
+            one(&format!(
+                "objectName: a\nobjectType: secret\njmesPath:\n{fine}"
+            ))
+            .unwrap()
+            .jmes_path
+            .len(),
+            4
         );
     }
 
