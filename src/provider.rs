@@ -450,8 +450,10 @@ impl Provider {
         }
         .map_err(|problem| Status::not_found(format!("object {object}: {problem}")))?;
         if !object.is_multi_version() {
-            // objectNotAfter alone: one version, written as a single-version object.
-            return self.fetch_version(job, object, &chosen[0], None).await;
+            // objectNotAfter alone: one version (the choice is never empty), written as a
+            // single-version object.
+            let version = chosen.first().map_or("", String::as_str);
+            return self.fetch_version(job, object, version, None).await;
         }
         let mut fetches = Vec::with_capacity(chosen.len());
         for (index, version) in chosen.iter().enumerate() {
