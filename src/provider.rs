@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
@@ -137,6 +137,21 @@ impl FetchedContent {
                     })
             }
             FetchedContent::Key(_) | FetchedContent::Cert(_) => false,
+        }
+    }
+
+    /// The files of the object's `jmesPath` entries, in order (secrets only: validated so).
+    fn jmes_files(&self, paths: &[String]) -> Result<Vec<Vec<u8>>, content::ContentError> {
+        match self {
+            FetchedContent::Secret(bundle) => {
+                let value = bundle
+                    .value
+                    .as_ref()
+                    .ok_or_else(|| content::ContentError("secret value is nil".into()))?;
+                content::jmes::extract(value.expose(), paths)
+                    .map_err(|e| content::ContentError(e.to_string()))
+            }
+            FetchedContent::Key(_) | FetchedContent::Cert(_) => Ok(Vec::new()),
         }
     }
 
@@ -364,15 +379,33 @@ impl Provider {
         // Transient identity-service faults are retried until the mount's deadline.
         let identity =
             crate::auth::within_deadline(deadline, self.identities.resolve(request)).await?;
+        // One client per vault the mount reads (the SecretProviderClass's first, then the
+        // objects' own `keyvaultName`s, at most `MAX_VAULTS_PER_MOUNT`): each keeps its own
+        // cache, coalescing and per-vault back-off.
         let client = self
             .vaults
             .client(&identity, &request.vault_url())
             .map_err(|e| kv_error(None, &e))?;
+        let mut own_clients: Vec<(String, Arc<VaultClient>)> = Vec::new();
+        for object in &request.objects {
+            let Some(vault) = &object.vault else {
+                continue;
+            };
+            if own_clients.iter().any(|(v, _)| v == vault) {
+                continue;
+            }
+            let client = self
+                .vaults
+                .client(&identity, &request.cloud.vault_url(vault))
+                .map_err(|e| kv_error(Some(object), &e))?;
+            own_clients.push((vault.clone(), client));
+        }
         let limit = Semaphore::new(self.options.max_concurrent_fetches.max(1));
         let budget = ResponseBudget::new(self.options.max_response_bytes);
         let job = MountJob {
             request,
             client: &client,
+            own_clients: &own_clients,
             limit: &limit,
             budget: &budget,
             deadline,
@@ -401,47 +434,56 @@ impl Provider {
         job: &MountJob<'_>,
         object: &ObjectSpec,
     ) -> Result<Vec<MountedFile>, MountError> {
-        if !object.is_multi_version() {
-            let base = object.file_name().to_string();
-            return self
-                .fetch_version(job, object, &object.version, base, object.id())
-                .await;
+        if !object.needs_listing() {
+            return self.fetch_version(job, object, &object.version, None).await;
         }
         let listed = {
             let _permits = self.fetch_slot(object, job.limit, job.deadline).await?;
-            job.client
+            job.client(object)
                 .list_versions(object.object_type, &object.name, job.deadline)
                 .await
                 .map_err(|e| kv_error(Some(object), &e))?
         };
-        let chosen = choose_versions(listed, &object.version, object.version_history as usize)
-            .map_err(|problem| {
-                MountError::new(
-                    MountErrorKind::KeyVault(KvErrorKind::NotFound),
-                    format!("object {object}: {problem}"),
-                )
-            })?;
+        let count = object.version_history as usize;
+        let chosen = match &object.not_after {
+            Some(not_after) => choose_versions_not_after(listed, not_after, count),
+            None => choose_versions(listed, &object.version, count),
+        }
+        .map_err(|problem| {
+            MountError::new(
+                MountErrorKind::KeyVault(KvErrorKind::NotFound),
+                format!("object {object}: {problem}"),
+            )
+        })?;
+        if !object.is_multi_version() {
+            // objectNotAfter alone: one version (the choice is never empty), written as a
+            // single-version object.
+            let version = chosen.first().map_or("", String::as_str);
+            return self.fetch_version(job, object, version, None).await;
+        }
         let mut fetches = Vec::with_capacity(chosen.len());
         for (index, version) in chosen.iter().enumerate() {
-            let base = format!("{}/{index}", object.file_name());
-            let id = format!("{}/{index}", object.id());
-            fetches.push(self.fetch_version(job, object, version, base, id));
+            fetches.push(self.fetch_version(job, object, version, Some(index)));
         }
         let files: Vec<Vec<MountedFile>> = futures::future::try_join_all(fetches).await?;
         Ok(files.into_iter().flatten().collect())
     }
 
-    /// Fetches one version of an object, renders its files under `base` and charges them to the
-    /// mount's response budget.
+    /// Fetches one version of an object, renders its files and charges them to the mount's
+    /// response budget. Paths and ids: `<file>` and `<type>/<name>` for a single version,
+    /// `<file>/<index>` and `<type>/<name>/<index>` in a version history; a `jmesPath` file is
+    /// `<objectAlias>` with id `<type>/<name>#<objectAlias>`, with the same `/<index>` suffix.
     async fn fetch_version(
         &self,
         job: &MountJob<'_>,
         object: &ObjectSpec,
         version: &str,
-        base: String,
-        id: String,
+        index: Option<usize>,
     ) -> Result<Vec<MountedFile>, MountError> {
-        let (client, deadline, request) = (job.client, job.deadline, job.request);
+        let suffix = index.map(|i| format!("/{i}")).unwrap_or_default();
+        let base = format!("{}{suffix}", object.file_name());
+        let id = format!("{}{suffix}", object.id());
+        let (client, deadline, request) = (job.client(object), job.deadline, job.request);
         let fetch_error = |e: KvError| kv_error(Some(object), &e);
         let permit = self.fetch_slot(object, job.limit, deadline).await?;
         // Counted in flight until its files are charged.
@@ -479,27 +521,27 @@ impl Provider {
         };
         // The fetch slot is free again: conversion waits for the blocking pool, not for Key Vault.
         drop(permit);
-        let rendered = self.render(object, fetched).await?;
+        let (rendered, jmes_files) = self.render(object, fetched).await?;
         for warning in &rendered.warnings {
             tracing::warn!(object = %object, "{warning}");
         }
         // With objectVersionHistory, the expiry series follow the first version served (`/0`: the
         // newest, or the one objectVersion names).
-        let newest = !object.is_multi_version() || base.ends_with("/0");
+        let newest = index.is_none_or(|i| i == 0);
         if let (true, Some(leaf), Some(earliest)) =
             (newest, rendered.leaf_not_after, rendered.not_after)
         {
             let served = CertificateObject {
                 namespace: request.pod.namespace.clone(),
                 secret_provider_class: request.secret_provider_class.clone().unwrap_or_default(),
-                vault: request.vault_name.clone(),
+                vault: object.vault_name(request).to_owned(),
                 object_type: object.object_type.as_str().to_owned(),
                 object_name: object.name.clone(),
             };
             metrics().certificate_expiry(&served, &fetched_version, leaf, earliest);
         }
         let mode = object.file_mode.unwrap_or(request.default_mode);
-        let files: Vec<MountedFile> = rendered
+        let mut files: Vec<MountedFile> = rendered
             .files
             .into_iter()
             .map(|file| MountedFile {
@@ -510,24 +552,49 @@ impl Provider {
                 version: fetched_version.clone(),
             })
             .collect();
+        for (entry, contents) in object.jmes_path.iter().zip(jmes_files) {
+            files.push(MountedFile {
+                path: format!("{}{suffix}", entry.alias),
+                mode,
+                contents,
+                id: format!("{}#{}{suffix}", object.id(), entry.alias),
+                version: fetched_version.clone(),
+            });
+        }
         job.budget.charge(object, &files)?;
         drop(admitted);
         Ok(files)
     }
 
-    /// Converts fetched content to files: inline when cheap, else on the bounded blocking pool.
+    /// Converts fetched content to files (the object's own, then its `jmesPath` files): inline
+    /// when cheap, else (always with `jmesPath`: JSON parsing and evaluation) on the bounded
+    /// blocking pool.
     async fn render(
         &self,
         object: &ObjectSpec,
         fetched: FetchedContent,
-    ) -> Result<content::Rendered, MountError> {
+    ) -> Result<(content::Rendered, Vec<Vec<u8>>), MountError> {
         let content_error = |e: content::ContentError| MountError::content(object, &e);
         let shape = (object.format, object.encoding);
         let options = self.options.content;
-        if fetched.is_cheap() {
-            return fetched.render(shape, &options).map_err(content_error);
+        if object.jmes_path.is_empty() && fetched.is_cheap() {
+            return fetched
+                .render(shape, &options)
+                .map(|rendered| (rendered, Vec::new()))
+                .map_err(content_error);
         }
-        match blocking::run(move || fetched.render(shape, &options)).await {
+        let paths: Vec<String> = object.jmes_path.iter().map(|e| e.path.clone()).collect();
+        let job = move || {
+            let jmes_files = if paths.is_empty() {
+                Vec::new()
+            } else {
+                fetched.jmes_files(&paths)?
+            };
+            fetched
+                .render(shape, &options)
+                .map(|rendered| (rendered, jmes_files))
+        };
+        match blocking::run(job).await {
             Ok(rendered) => rendered.map_err(content_error),
             Err(BlockingError::TimedOut(limit)) => Err(MountError::limit(format!(
                 "object {object}: converting its content did not finish within {limit:?} (--blocking-timeout; the blocking pool is busy or the content is too expensive to convert)"
@@ -542,11 +609,28 @@ impl Provider {
 /// What every fetch of one mount shares.
 struct MountJob<'a> {
     request: &'a MountRequest,
+    /// The SecretProviderClass's vault.
     client: &'a VaultClient,
+    /// The objects' own vaults.
+    own_clients: &'a [(String, Arc<VaultClient>)],
     /// The mount's own `--max-concurrent-fetches` slots.
     limit: &'a Semaphore,
     budget: &'a ResponseBudget,
     deadline: Instant,
+}
+
+impl MountJob<'_> {
+    /// The client of the object's vault.
+    fn client(&self, object: &ObjectSpec) -> &VaultClient {
+        let own = object.vault.as_ref().and_then(|vault| {
+            self.own_clients
+                .iter()
+                .find(|(v, _)| v == vault)
+                .map(|(_, client)| client.as_ref())
+        });
+        // Every own vault got a client before the fetches started.
+        own.unwrap_or(self.client)
+    }
 }
 
 #[async_trait::async_trait]
@@ -610,6 +694,29 @@ pub fn choose_versions(
         .collect();
     if chosen.is_empty() {
         return Err("no enabled version".into());
+    }
+    Ok(chosen)
+}
+
+/// `objectNotAfter`: enabled versions created at or before `not_after` (missing creation time =
+/// the epoch, as [`choose_versions`]), newest first, at most `count`.
+pub fn choose_versions_not_after(
+    mut versions: Vec<VersionInfo>,
+    not_after: &request::NotAfter,
+    count: usize,
+) -> Result<Vec<String>, String> {
+    versions.retain(|v| v.enabled && v.created.unwrap_or(0) <= not_after.unix);
+    versions.sort_by_key(|v| std::cmp::Reverse(v.created.unwrap_or(0)));
+    let chosen: Vec<String> = versions
+        .into_iter()
+        .take(count)
+        .map(|v| v.version)
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!(
+            "no enabled version was created at or before objectNotAfter {}",
+            crate::text::echo(&not_after.text)
+        ));
     }
     Ok(chosen)
 }
@@ -731,6 +838,48 @@ mod tests {
                 .contains("objectVersion a")
         );
         assert!(choose_versions(vec![v("a", 1, false)], "", 2).is_err());
+    }
+
+    #[test]
+    fn not_after_picks_the_newest_enabled_version_not_created_after_it() {
+        let listed = vec![
+            v("a", 100, true),
+            v("b", 200, true),
+            v("c", 300, false),
+            v("d", 400, true),
+        ];
+        let at = |unix: i64| request::NotAfter {
+            unix,
+            text: format!("t{unix}"),
+        };
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(350), 1).unwrap(),
+            ["b"],
+            "c is disabled, d is newer"
+        );
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(200), 1).unwrap(),
+            ["b"],
+            "created exactly at the time counts"
+        );
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(199), 1).unwrap(),
+            ["a"]
+        );
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(1000), 3).unwrap(),
+            ["d", "b", "a"],
+            "with history, it starts there"
+        );
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(350), 5).unwrap(),
+            ["b", "a"]
+        );
+        let e = choose_versions_not_after(listed, &at(99), 1).unwrap_err();
+        assert_eq!(
+            e,
+            "no enabled version was created at or before objectNotAfter t99"
+        );
     }
 
     fn spec(name: &str) -> ObjectSpec {
