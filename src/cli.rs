@@ -212,7 +212,15 @@ fn check_class(class: &SecretProviderClass, defaults: &RequestDefaults) -> Resul
     let files: Vec<String> = parsed
         .objects
         .iter()
-        .map(|o| format!("{o} → {}", o.file_name()))
+        .map(|o| {
+            let mut files = vec![o.file_name()];
+            files.extend(o.jmes_path.iter().map(|e| e.alias.as_str()));
+            let mut line = format!("{o} → {}", files.join(" + "));
+            if let Some(not_after) = &o.not_after {
+                line.push_str(&format!(" (newest version not after {})", not_after.text));
+            }
+            line
+        })
         .collect();
     Ok(format!(
         "{} object(s), identity {}: {}",

@@ -274,6 +274,11 @@ pub struct Flags {
     #[arg(long, default_value_t = crate::auth::DEFAULT_MAX_IDENTITIES)]
     pub max_cached_identities: usize,
     // --- end of iso-auth flags ---
+    /// Retries of one token request (Entra ID, IMDS, NMI) after a transient fault: a 5xx, a 429
+    /// (its Retry-After honoured), IMDS's 404 and 410, a failed or reset connection, a timeout.
+    /// Rejections are never retried; no retry runs past the mount's deadline. 0 turns retries off.
+    #[arg(long, default_value_t = crate::auth::DEFAULT_AUTH_MAX_RETRIES)]
+    pub auth_max_retries: u32,
 
     // --- Cloud environment files (issue #10 item 1, issue #12 item 3) ---
     /// Directory a SecretProviderClass's cloudEnvFileName must be inside (Azure Stack Hub
@@ -570,6 +575,7 @@ impl Flags {
                 sni_name: Some(self.sni_name.clone()).filter(|s| !s.is_empty()),
                 token_proxy_ca_file: Some(self.token_proxy_ca_file.clone()),
                 max_identities: self.max_cached_identities.max(1),
+                max_retries: self.auth_max_retries,
                 ..defaults.auth
             },
             keyvault: KeyVaultOptions {
@@ -609,6 +615,11 @@ mod tests {
         assert_eq!(f.max_in_flight_mounts, 128);
         assert_eq!(f.max_response_bytes, 4 * 1024 * 1024);
         assert_eq!(f.max_keyvault_response_bytes, 256 * 1024);
+        assert_eq!(f.provider_options().auth.max_retries, 3);
+        let none = Cli::try_parse_from(["p", "--auth-max-retries=0"])
+            .unwrap()
+            .flags;
+        assert_eq!(none.provider_options().auth.max_retries, 0);
         assert_eq!(
             f.pfx_limits(),
             crate::content::pfx_limits::PfxLimits::default()

@@ -3,7 +3,8 @@
 //! A mount flows through the modules in this order:
 //! [`server`] (Unix socket, gRPC) → [`request`] (attributes, parameters, objects, validation) →
 //! [`auth`] (identity modes, credential cache) → [`keyvault`] (clients, retries, throttling) →
-//! [`content`] (PFX/PEM/JWK/encodings) → response, orchestrated by [`provider`].
+//! [`content`] (PFX/PEM/JWK/encodings) → response, orchestrated by [`provider`],
+//! whose failures are one [`error::MountError`] each.
 //! [`telemetry`] (logs, metrics, health) sits beside them; [`transport`] is the single HTTP seam
 //! every Azure call goes through.
 
@@ -12,6 +13,7 @@ pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod error;
 pub mod keyvault;
 pub mod provider;
 pub mod request;

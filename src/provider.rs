@@ -2,8 +2,9 @@
 //! concurrently (bounded), convert, and answer with the files in SecretProviderClass order.
 //!
 //! A mount succeeds whole or fails whole: the first failing object fails the mount, nothing
-//! partial is returned. Errors are gRPC statuses whose message names the object
-//! (`objectType/objectName`) and the problem, and never carries secret material.
+//! partial is returned. Every failure is a [`MountError`] whose kind is set where it happens and
+//! whose message names the object (`objectType/objectName`) and the problem, never secret
+//! material; [`Provider::mount`] turns it into the metric result class and the gRPC status, once.
 //!
 //! What one mount may take from the others is bounded:
 //! - the response budget ([`ProviderOptions::max_response_bytes`], the driver's 4 MiB gRPC limit
@@ -24,15 +25,16 @@
 
 use std::time::Duration;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
-use tonic::{Code, Status};
+use tonic::Status;
 
 use crate::auth::{AuthOptions, Identities};
 use crate::blocking::{self, BlockingError};
 use crate::content::{self, ContentOptions, JsonWebKey, RenderedFile, SecretBundle};
+use crate::error::{MountError, MountErrorKind};
 use crate::keyvault::{
     KeyVaultOptions, KvError, KvErrorKind, VaultClient, VaultClients, VersionInfo,
 };
@@ -138,6 +140,21 @@ impl FetchedContent {
         }
     }
 
+    /// The files of the object's `jmesPath` entries, in order (secrets only: validated so).
+    fn jmes_files(&self, paths: &[String]) -> Result<Vec<Vec<u8>>, content::ContentError> {
+        match self {
+            FetchedContent::Secret(bundle) => {
+                let value = bundle
+                    .value
+                    .as_ref()
+                    .ok_or_else(|| content::ContentError("secret value is nil".into()))?;
+                content::jmes::extract(value.expose(), paths)
+                    .map_err(|e| content::ContentError(e.to_string()))
+            }
+            FetchedContent::Key(_) | FetchedContent::Cert(_) => Ok(Vec::new()),
+        }
+    }
+
     fn render(
         self,
         object: (request::ObjectFormat, request::ObjectEncoding),
@@ -228,7 +245,7 @@ impl ResponseBudget {
     }
 
     /// Charges `files` of `object`; the object that passes the budget fails the mount.
-    fn charge(&self, object: &ObjectSpec, files: &[MountedFile]) -> Result<(), Status> {
+    fn charge(&self, object: &ObjectSpec, files: &[MountedFile]) -> Result<(), MountError> {
         let bytes: usize = files
             .iter()
             .map(|f| {
@@ -248,13 +265,13 @@ impl ResponseBudget {
         };
         self.changed.notify_waiters();
         if total_bytes > self.max_bytes {
-            return Err(Status::resource_exhausted(format!(
+            return Err(MountError::limit(format!(
                 "object {object}: with its {bytes} bytes the mount's answer passes {total_bytes} bytes, above the {} bytes the driver accepts (--max-response-bytes; the driver's default gRPC limit is 4 MiB); split the SecretProviderClass",
                 self.max_bytes + RESPONSE_RESERVE_BYTES
             )));
         }
         if total_files > MAX_RESPONSE_FILES {
-            return Err(Status::resource_exhausted(format!(
+            return Err(MountError::limit(format!(
                 "object {object}: the mount's answer passes {MAX_RESPONSE_FILES} files; split the SecretProviderClass"
             )));
         }
@@ -300,15 +317,18 @@ impl Provider {
         let deadline = effective_deadline(started, deadline);
         let parsed = request::parse_mount(&raw, &self.options.request)
             .await
-            .map_err(|e| Status::invalid_argument(e.0));
+            .map_err(MountError::from);
         let outcome = match &parsed {
             Ok(request) => self.mount_in_slot(request, deadline).await,
-            Err(status) => Err(status.clone()),
+            Err(error) => Err(error.clone()),
         };
         let seconds = started.elapsed().as_secs_f64();
-        let result = result_class(&outcome);
+        let result = match &outcome {
+            Ok(_) => "ok",
+            Err(error) => error.class(),
+        };
         log_mount(parsed.as_ref().ok(), &outcome, result, seconds);
-        outcome
+        outcome.map_err(Status::from)
     }
 
     /// Waits (FIFO, until `deadline`) for one of the `--max-in-flight-mounts` slots, then serves.
@@ -316,15 +336,15 @@ impl Provider {
         &self,
         request: &MountRequest,
         deadline: Instant,
-    ) -> Result<pb::MountResponse, Status> {
+    ) -> Result<pb::MountResponse, MountError> {
         if request.objects.is_empty() {
             return Ok(pb::MountResponse::default());
         }
         let _slot = match tokio::time::timeout_at(deadline, self.mount_slots.acquire()).await {
             Ok(Ok(slot)) => slot,
-            Ok(Err(_)) => return Err(Status::internal("mount limiter closed")),
+            Ok(Err(_)) => return Err(MountError::internal("mount limiter closed")),
             Err(_) => {
-                return Err(Status::unavailable(format!(
+                return Err(MountError::busy(format!(
                     "the provider is serving its limit of {} mounts at once (--max-in-flight-mounts) and no slot became free before the mount deadline; the driver will retry",
                     self.options.max_in_flight_mounts.max(1)
                 )));
@@ -340,37 +360,56 @@ impl Provider {
         object: &ObjectSpec,
         limit: &'a Semaphore,
         deadline: Instant,
-    ) -> Result<SemaphorePermit<'a>, Status> {
+    ) -> Result<SemaphorePermit<'a>, MountError> {
         tokio::time::timeout_at(deadline, limit.acquire())
             .await
             .map_err(|_| {
-                Status::deadline_exceeded(format!(
+                MountError::deadline(format!(
                     "object {object}: the mount deadline passed while its other objects were being fetched"
                 ))
             })?
-            .map_err(|_| Status::internal("fetch limiter closed"))
+            .map_err(|_| MountError::internal("fetch limiter closed"))
     }
 
     async fn mount_request(
         &self,
         request: &MountRequest,
         deadline: Instant,
-    ) -> Result<pb::MountResponse, Status> {
-        // Auth errors already name the mode, the status and Entra's error code.
-        let identity = self
-            .identities
-            .resolve(request)
-            .await
-            .map_err(|e| Status::unauthenticated(format!("failed to authenticate: {e}")))?;
+    ) -> Result<pb::MountResponse, MountError> {
+        // Transient identity-service faults are retried until the mount's deadline.
+        let identity =
+            crate::auth::within_deadline(deadline, self.identities.resolve(request)).await?;
+        // One client per vault the mount reads (the SecretProviderClass's first, then the
+        // objects' own `keyvaultName`s, at most `MAX_VAULTS_PER_MOUNT`): each keeps its own
+        // cache, coalescing and per-vault back-off.
         let client = self
             .vaults
             .client_in(&identity, &request.vault_url(), Some(&request.cloud))
-            .map_err(|e| kv_status(None, &e))?;
+            .map_err(|e| kv_error(None, &e))?;
+        let mut own_clients: Vec<(String, Arc<VaultClient>)> = Vec::new();
+        for object in &request.objects {
+            let Some(vault) = &object.vault else {
+                continue;
+            };
+            if own_clients.iter().any(|(v, _)| v == vault) {
+                continue;
+            }
+            let client = self
+                .vaults
+                .client_in(
+                    &identity,
+                    &request.cloud.vault_url(vault),
+                    Some(&request.cloud),
+                )
+                .map_err(|e| kv_error(Some(object), &e))?;
+            own_clients.push((vault.clone(), client));
+        }
         let limit = Semaphore::new(self.options.max_concurrent_fetches.max(1));
         let budget = ResponseBudget::new(self.options.max_response_bytes);
         let job = MountJob {
             request,
             client: &client,
+            own_clients: &own_clients,
             limit: &limit,
             budget: &budget,
             deadline,
@@ -398,50 +437,64 @@ impl Provider {
         &self,
         job: &MountJob<'_>,
         object: &ObjectSpec,
-    ) -> Result<Vec<MountedFile>, Status> {
-        if !object.is_multi_version() {
-            let base = object.file_name().to_string();
-            return self
-                .fetch_version(job, object, &object.version, base, object.id())
-                .await;
+    ) -> Result<Vec<MountedFile>, MountError> {
+        if !object.needs_listing() {
+            return self.fetch_version(job, object, &object.version, None).await;
         }
         let listed = {
             let _permits = self.fetch_slot(object, job.limit, job.deadline).await?;
-            job.client
+            job.client(object)
                 .list_versions(object.object_type, &object.name, job.deadline)
                 .await
-                .map_err(|e| kv_status(Some(object), &e))?
+                .map_err(|e| kv_error(Some(object), &e))?
         };
-        let chosen = choose_versions(listed, &object.version, object.version_history as usize)
-            .map_err(|problem| Status::not_found(format!("object {object}: {problem}")))?;
+        let count = object.version_history as usize;
+        let chosen = match &object.not_after {
+            Some(not_after) => choose_versions_not_after(listed, not_after, count),
+            None => choose_versions(listed, &object.version, count),
+        }
+        .map_err(|problem| {
+            MountError::new(
+                MountErrorKind::KeyVault(KvErrorKind::NotFound),
+                format!("object {object}: {problem}"),
+            )
+        })?;
+        if !object.is_multi_version() {
+            // objectNotAfter alone: one version (the choice is never empty), written as a
+            // single-version object.
+            let version = chosen.first().map_or("", String::as_str);
+            return self.fetch_version(job, object, version, None).await;
+        }
         let mut fetches = Vec::with_capacity(chosen.len());
         for (index, version) in chosen.iter().enumerate() {
-            let base = format!("{}/{index}", object.file_name());
-            let id = format!("{}/{index}", object.id());
-            fetches.push(self.fetch_version(job, object, version, base, id));
+            fetches.push(self.fetch_version(job, object, version, Some(index)));
         }
         let files: Vec<Vec<MountedFile>> = futures::future::try_join_all(fetches).await?;
         Ok(files.into_iter().flatten().collect())
     }
 
-    /// Fetches one version of an object, renders its files under `base` and charges them to the
-    /// mount's response budget.
+    /// Fetches one version of an object, renders its files and charges them to the mount's
+    /// response budget. Paths and ids: `<file>` and `<type>/<name>` for a single version,
+    /// `<file>/<index>` and `<type>/<name>/<index>` in a version history; a `jmesPath` file is
+    /// `<objectAlias>` with id `<type>/<name>#<objectAlias>`, with the same `/<index>` suffix.
     async fn fetch_version(
         &self,
         job: &MountJob<'_>,
         object: &ObjectSpec,
         version: &str,
-        base: String,
-        id: String,
-    ) -> Result<Vec<MountedFile>, Status> {
-        let (client, deadline, request) = (job.client, job.deadline, job.request);
-        let fetch_error = |e: KvError| kv_status(Some(object), &e);
+        index: Option<usize>,
+    ) -> Result<Vec<MountedFile>, MountError> {
+        let suffix = index.map(|i| format!("/{i}")).unwrap_or_default();
+        let base = format!("{}{suffix}", object.file_name());
+        let id = format!("{}{suffix}", object.id());
+        let (client, deadline, request) = (job.client(object), job.deadline, job.request);
+        let fetch_error = |e: KvError| kv_error(Some(object), &e);
         let permit = self.fetch_slot(object, job.limit, deadline).await?;
         // Counted in flight until its files are charged.
         let admitted = tokio::time::timeout_at(deadline, job.budget.admit())
             .await
             .map_err(|_| {
-                Status::deadline_exceeded(format!(
+                MountError::deadline(format!(
                     "object {object}: the mount deadline passed while its other objects were being fetched"
                 ))
             })?;
@@ -472,27 +525,27 @@ impl Provider {
         };
         // The fetch slot is free again: conversion waits for the blocking pool, not for Key Vault.
         drop(permit);
-        let rendered = self.render(object, fetched).await?;
+        let (rendered, jmes_files) = self.render(object, fetched).await?;
         for warning in &rendered.warnings {
             tracing::warn!(object = %object, "{warning}");
         }
         // With objectVersionHistory, the expiry series follow the first version served (`/0`: the
         // newest, or the one objectVersion names).
-        let newest = !object.is_multi_version() || base.ends_with("/0");
+        let newest = index.is_none_or(|i| i == 0);
         if let (true, Some(leaf), Some(earliest)) =
             (newest, rendered.leaf_not_after, rendered.not_after)
         {
             let served = CertificateObject {
                 namespace: request.pod.namespace.clone(),
                 secret_provider_class: request.secret_provider_class.clone().unwrap_or_default(),
-                vault: request.vault_name.clone(),
+                vault: object.vault_name(request).to_owned(),
                 object_type: object.object_type.as_str().to_owned(),
                 object_name: object.name.clone(),
             };
             metrics().certificate_expiry(&served, &fetched_version, leaf, earliest);
         }
         let mode = object.file_mode.unwrap_or(request.default_mode);
-        let files: Vec<MountedFile> = rendered
+        let mut files: Vec<MountedFile> = rendered
             .files
             .into_iter()
             .map(|file| MountedFile {
@@ -503,30 +556,54 @@ impl Provider {
                 version: fetched_version.clone(),
             })
             .collect();
+        for (entry, contents) in object.jmes_path.iter().zip(jmes_files) {
+            files.push(MountedFile {
+                path: format!("{}{suffix}", entry.alias),
+                mode,
+                contents,
+                id: format!("{}#{}{suffix}", object.id(), entry.alias),
+                version: fetched_version.clone(),
+            });
+        }
         job.budget.charge(object, &files)?;
         drop(admitted);
         Ok(files)
     }
 
-    /// Converts fetched content to files: inline when cheap, else on the bounded blocking pool.
+    /// Converts fetched content to files (the object's own, then its `jmesPath` files): inline
+    /// when cheap, else (always with `jmesPath`: JSON parsing and evaluation) on the bounded
+    /// blocking pool.
     async fn render(
         &self,
         object: &ObjectSpec,
         fetched: FetchedContent,
-    ) -> Result<content::Rendered, Status> {
-        let content_error =
-            |e: content::ContentError| Status::failed_precondition(format!("object {object}: {e}"));
+    ) -> Result<(content::Rendered, Vec<Vec<u8>>), MountError> {
+        let content_error = |e: content::ContentError| MountError::content(object, &e);
         let shape = (object.format, object.encoding);
         let options = self.options.content;
-        if fetched.is_cheap() {
-            return fetched.render(shape, &options).map_err(content_error);
+        if object.jmes_path.is_empty() && fetched.is_cheap() {
+            return fetched
+                .render(shape, &options)
+                .map(|rendered| (rendered, Vec::new()))
+                .map_err(content_error);
         }
-        match blocking::run(move || fetched.render(shape, &options)).await {
+        let paths: Vec<String> = object.jmes_path.iter().map(|e| e.path.clone()).collect();
+        let job = move || {
+            let jmes_files = if paths.is_empty() {
+                Vec::new()
+            } else {
+                fetched.jmes_files(&paths)?
+            };
+            fetched
+                .render(shape, &options)
+                .map(|rendered| (rendered, jmes_files))
+        };
+        match blocking::run(job).await {
             Ok(rendered) => rendered.map_err(content_error),
-            Err(BlockingError::TimedOut(limit)) => Err(Status::resource_exhausted(format!(
+            Err(BlockingError::TimedOut(limit)) => Err(MountError::limit(format!(
                 "object {object}: converting its content did not finish within {limit:?} (--blocking-timeout; the blocking pool is busy or the content is too expensive to convert)"
             ))),
-            Err(BlockingError::Panicked) => Err(Status::internal(format!(
+            Err(BlockingError::Panicked) => Err(MountError::internal(format!(
                 "object {object}: converting its content failed unexpectedly"
             ))),
         }
@@ -536,11 +613,28 @@ impl Provider {
 /// What every fetch of one mount shares.
 struct MountJob<'a> {
     request: &'a MountRequest,
+    /// The SecretProviderClass's vault.
     client: &'a VaultClient,
+    /// The objects' own vaults.
+    own_clients: &'a [(String, Arc<VaultClient>)],
     /// The mount's own `--max-concurrent-fetches` slots.
     limit: &'a Semaphore,
     budget: &'a ResponseBudget,
     deadline: Instant,
+}
+
+impl MountJob<'_> {
+    /// The client of the object's vault.
+    fn client(&self, object: &ObjectSpec) -> &VaultClient {
+        let own = object.vault.as_ref().and_then(|vault| {
+            self.own_clients
+                .iter()
+                .find(|(v, _)| v == vault)
+                .map(|(_, client)| client.as_ref())
+        });
+        // Every own vault got a client before the fetches started.
+        own.unwrap_or(self.client)
+    }
 }
 
 #[async_trait::async_trait]
@@ -608,6 +702,29 @@ pub fn choose_versions(
     Ok(chosen)
 }
 
+/// `objectNotAfter`: enabled versions created at or before `not_after` (missing creation time =
+/// the epoch, as [`choose_versions`]), newest first, at most `count`.
+pub fn choose_versions_not_after(
+    mut versions: Vec<VersionInfo>,
+    not_after: &request::NotAfter,
+    count: usize,
+) -> Result<Vec<String>, String> {
+    versions.retain(|v| v.enabled && v.created.unwrap_or(0) <= not_after.unix);
+    versions.sort_by_key(|v| std::cmp::Reverse(v.created.unwrap_or(0)));
+    let chosen: Vec<String> = versions
+        .into_iter()
+        .take(count)
+        .map(|v| v.version)
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!(
+            "no enabled version was created at or before objectNotAfter {}",
+            crate::text::echo(&not_after.text)
+        ));
+    }
+    Ok(chosen)
+}
+
 fn response(files: Vec<MountedFile>) -> pb::MountResponse {
     let mut response = pb::MountResponse {
         files: Vec::with_capacity(files.len()),
@@ -629,54 +746,18 @@ fn response(files: Vec<MountedFile>) -> pb::MountResponse {
     response
 }
 
-fn kv_status(object: Option<&ObjectSpec>, error: &KvError) -> Status {
-    let code = match error.kind {
-        KvErrorKind::NotFound => Code::NotFound,
-        KvErrorKind::Forbidden => Code::PermissionDenied,
-        KvErrorKind::Unauthenticated => Code::Unauthenticated,
-        KvErrorKind::Throttled => Code::ResourceExhausted,
-        KvErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
-        KvErrorKind::Unavailable => Code::Unavailable,
-        KvErrorKind::InvalidResponse | KvErrorKind::Other => Code::Internal,
-    };
-    match object {
-        Some(object) if object.version.is_empty() => {
-            Status::new(code, format!("failed to get {object}: {error}"))
-        }
-        Some(object) => Status::new(
-            code,
-            format!(
-                "failed to get {object} (version {}): {error}",
-                object.version
-            ),
-        ),
-        None => Status::new(code, error.message.clone()),
-    }
-}
-
-/// Bounded result class for metrics and logs.
-fn result_class(outcome: &Result<pb::MountResponse, Status>) -> &'static str {
-    match outcome {
-        Ok(_) => "ok",
-        Err(status) => match status.code() {
-            Code::InvalidArgument => "invalid_argument",
-            Code::NotFound => "not_found",
-            Code::PermissionDenied => "permission_denied",
-            Code::Unauthenticated => "unauthenticated",
-            Code::ResourceExhausted => "resource_exhausted",
-            Code::DeadlineExceeded => "deadline_exceeded",
-            Code::Unavailable => "unavailable",
-            Code::FailedPrecondition => "failed_precondition",
-            Code::Unimplemented => "unimplemented",
-            _ => "internal",
-        },
-    }
+fn kv_error(object: Option<&ObjectSpec>, error: &KvError) -> MountError {
+    let context = object.map(|object| match object.version.is_empty() {
+        true => format!("failed to get {object}"),
+        false => format!("failed to get {object} (version {})", object.version),
+    });
+    MountError::key_vault(context, error)
 }
 
 /// One structured line per mount.
 fn log_mount(
     request: Option<&MountRequest>,
-    outcome: &Result<pb::MountResponse, Status>,
+    outcome: &Result<pb::MountResponse, MountError>,
     result: &str,
     seconds: f64,
 ) {
@@ -701,14 +782,14 @@ fn log_mount(
             result,
             "mount"
         ),
-        Err(status) => tracing::warn!(
+        Err(error) => tracing::warn!(
             pod,
             namespace,
             spc,
             objects,
             duration_ms,
             result,
-            error = %crate::text::status_message(status.message()),
+            error = %crate::text::status_message(error.message()),
             "mount failed"
         ),
     }
@@ -763,6 +844,48 @@ mod tests {
         assert!(choose_versions(vec![v("a", 1, false)], "", 2).is_err());
     }
 
+    #[test]
+    fn not_after_picks_the_newest_enabled_version_not_created_after_it() {
+        let listed = vec![
+            v("a", 100, true),
+            v("b", 200, true),
+            v("c", 300, false),
+            v("d", 400, true),
+        ];
+        let at = |unix: i64| request::NotAfter {
+            unix,
+            text: format!("t{unix}"),
+        };
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(350), 1).unwrap(),
+            ["b"],
+            "c is disabled, d is newer"
+        );
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(200), 1).unwrap(),
+            ["b"],
+            "created exactly at the time counts"
+        );
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(199), 1).unwrap(),
+            ["a"]
+        );
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(1000), 3).unwrap(),
+            ["d", "b", "a"],
+            "with history, it starts there"
+        );
+        assert_eq!(
+            choose_versions_not_after(listed.clone(), &at(350), 5).unwrap(),
+            ["b", "a"]
+        );
+        let e = choose_versions_not_after(listed, &at(99), 1).unwrap_err();
+        assert_eq!(
+            e,
+            "no enabled version was created at or before objectNotAfter t99"
+        );
+    }
+
     fn spec(name: &str) -> ObjectSpec {
         request::parse_objects(&format!(
             "array:\n  - |\n    objectName: {name}\n    objectType: secret\n"
@@ -786,7 +909,7 @@ mod tests {
         let budget = ResponseBudget::new(RESPONSE_RESERVE_BYTES + 1000);
         assert!(budget.charge(&spec("a"), &[file(600)]).is_ok());
         let err = budget.charge(&spec("b"), &[file(600)]).unwrap_err();
-        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
         assert!(
             err.message()
                 .starts_with("object secret/b: with its 600 bytes"),

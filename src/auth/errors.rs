@@ -11,21 +11,55 @@ use std::error::Error as StdError;
 
 use azure_core::error::ErrorKind;
 
-use super::AuthError;
+use super::{AuthError, AuthErrorKind};
 use crate::sensitive::Sensitive;
 use crate::text::echo;
 
 const REDACTED: &str = "<redacted>";
 
-/// A failure with a fixed, non-sensitive description.
+/// A failure with a fixed, non-sensitive description, of kind [`AuthErrorKind::Rejected`]: what
+/// the mount presented was refused or is unusable. Beside it, one constructor per other kind.
 pub(crate) fn auth_error(mode: &str, problem: impl std::fmt::Display) -> AuthError {
-    AuthError(one_line(&format!("{mode}: {problem}")))
+    auth_error_of(AuthErrorKind::Rejected, mode, problem)
+}
+
+/// The identity service is unreachable, failing or throttling ([`AuthErrorKind::Unavailable`]).
+pub(crate) fn unavailable(mode: &str, problem: impl std::fmt::Display) -> AuthError {
+    auth_error_of(AuthErrorKind::Unavailable, mode, problem)
+}
+
+/// The request or the cluster is set up wrong ([`AuthErrorKind::Misconfigured`]).
+pub(crate) fn misconfigured(mode: &str, problem: impl std::fmt::Display) -> AuthError {
+    auth_error_of(AuthErrorKind::Misconfigured, mode, problem)
+}
+
+/// `<mode>: <problem>` on one line, of `kind`.
+pub(crate) fn auth_error_of(
+    kind: AuthErrorKind,
+    mode: &str,
+    problem: impl std::fmt::Display,
+) -> AuthError {
+    AuthError::new(kind, one_line(&format!("{mode}: {problem}")))
+}
+
+/// The kind of a token endpoint's HTTP answer: a server error, throttling or a timeout is the
+/// service's trouble; anything else (400 and 401 with an `AADSTS` code, 403) is a rejection.
+pub(crate) fn http_kind(status: u16) -> AuthErrorKind {
+    match status {
+        408 | 429 | 500..=599 => AuthErrorKind::Unavailable,
+        _ => AuthErrorKind::Rejected,
+    }
 }
 
 /// Wraps an [`AuthError`] as the `azure_core::Error` a `TokenCredential` returns; the message is
 /// the AuthError's and the AuthError can be recovered with `downcast_ref::<AuthError>()`.
 pub(crate) fn to_core_error(error: AuthError) -> azure_core::Error {
     azure_core::Error::new(ErrorKind::Credential, error)
+}
+
+/// The kind of the [`AuthError`] inside an SDK error chain, if one is there.
+pub fn error_kind_in(error: &azure_core::Error) -> Option<AuthErrorKind> {
+    find_in_chain::<AuthError>(error).map(AuthError::kind)
 }
 
 /// Describes a failed token acquisition from an SDK (or our own) error.
@@ -37,8 +71,10 @@ pub(crate) fn describe_token_error(
     if let Some(ours) = find_in_chain::<AuthError>(error) {
         return ours.clone();
     }
+    let mut kind = AuthErrorKind::Unavailable;
     let detail = match http_failure(error) {
         Some((status, code, description)) => {
+            kind = http_kind(status);
             let code = aadsts_code(&description)
                 .or_else(|| code.as_deref().and_then(code_from_error_codes));
             let description = strip_code_prefix(&description);
@@ -51,9 +87,10 @@ pub(crate) fn describe_token_error(
             }
             text
         }
+        // No answer at all: the connection failed or timed out (after our retries).
         None => format!("token request failed: {}", chain_summary(error, sensitive)),
     };
-    auth_error(mode, scrub(&detail, sensitive))
+    auth_error_of(kind, mode, scrub(&detail, sensitive))
 }
 
 /// Replaces every sensitive string and every JWT-looking run in `text`.
@@ -281,6 +318,40 @@ mod tests {
         let err = azure_core::Error::with_error(ErrorKind::Credential, root, "t".repeat(100_000));
         let msg = describe_token_error("vm_managed_identity", &err, &[]).0;
         assert!(msg.len() < 400, "{}", msg.len());
+    }
+
+    #[test]
+    fn kinds_follow_the_answer() {
+        let rejected = entra_error(StatusCode::Unauthorized, "7000215", "AADSTS7000215: bad");
+        let kind = |e: &azure_core::Error| describe_token_error("m", e, &[]).kind();
+        assert_eq!(kind(&rejected), AuthErrorKind::Rejected);
+        let unknown = entra_error(StatusCode::BadRequest, "700016", "AADSTS700016: unknown");
+        assert_eq!(kind(&unknown), AuthErrorKind::Rejected);
+        for status in [
+            StatusCode::ServiceUnavailable,
+            StatusCode::TooManyRequests,
+            StatusCode::InternalServerError,
+            StatusCode::RequestTimeout,
+        ] {
+            assert_eq!(
+                kind(&entra_error(status, "90033", "AADSTS90033: busy")),
+                AuthErrorKind::Unavailable,
+                "{status:?}"
+            );
+        }
+        let reset = azure_core::Error::with_error(
+            ErrorKind::Credential,
+            azure_core::Error::with_message(ErrorKind::Io, "connection reset"),
+            "X authentication failed.",
+        );
+        assert_eq!(kind(&reset), AuthErrorKind::Unavailable);
+        let ours = to_core_error(auth_error_of(AuthErrorKind::Unsupported, "m", "no"));
+        assert_eq!(kind(&ours), AuthErrorKind::Unsupported);
+        assert_eq!(error_kind_in(&ours), Some(AuthErrorKind::Unsupported));
+        assert_eq!(error_kind_in(&reset), None);
+        assert_eq!(misconfigured("m", "x").kind(), AuthErrorKind::Misconfigured);
+        assert_eq!(unavailable("m", "x").kind(), AuthErrorKind::Unavailable);
+        assert_eq!(auth_error("m", "x").kind(), AuthErrorKind::Rejected);
     }
 
     #[test]

@@ -33,8 +33,8 @@ use std::time::Duration;
 use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, Url};
 use sha2::{Digest as _, Sha256};
 
-use super::AuthError;
-use super::errors::{auth_error, to_core_error};
+use super::errors::{auth_error_of, misconfigured, to_core_error, unavailable};
+use super::{AuthError, AuthErrorKind};
 use crate::request::IDENTITY_BINDING_AUDIENCE;
 use crate::sensitive::Sensitive;
 use crate::text::echo;
@@ -191,7 +191,7 @@ pub(crate) fn check_audience(token: &Sensitive) -> Result<(), AuthError> {
         .map(|a| format!("{:?}", echo(a)))
         .collect::<Vec<_>>()
         .join(", ");
-    Err(auth_error(
+    Err(misconfigured(
         MODE,
         format!(
             "the service account token's audience is [{shown}], not {IDENTITY_BINDING_AUDIENCE}; set tokenRequests with audience {IDENTITY_BINDING_AUDIENCE:?} on the secrets-store.csi.k8s.io CSIDriver"
@@ -259,14 +259,22 @@ impl TokenProxy {
         echo(self.options.url.as_str()).into_owned()
     }
 
-    /// SDK client options sending Entra ID token requests through this proxy.
-    pub(crate) fn client_options(self: &Arc<Self>, base: ClientOptions) -> ClientOptions {
+    /// SDK client options sending Entra ID token requests through this proxy, with the proxy's
+    /// transient faults retried as Entra ID's are (`--auth-max-retries`).
+    pub(crate) fn client_options(
+        self: &Arc<Self>,
+        base: ClientOptions,
+        max_retries: u32,
+    ) -> ClientOptions {
+        let client = super::retry::retrying_client(
+            Arc::new(ProxyHttpClient {
+                proxy: self.clone(),
+            }),
+            super::retry::Endpoint::Entra,
+            max_retries,
+        );
         ClientOptions {
-            transport: Some(azure_core::http::Transport::new(Arc::new(
-                ProxyHttpClient {
-                    proxy: self.clone(),
-                },
-            ))),
+            transport: Some(azure_core::http::Transport::new(client)),
             ..base
         }
     }
@@ -293,7 +301,7 @@ impl TokenProxy {
                 let result = match tokio::time::timeout(timeout, self.compute_server_name()).await
                 {
                     Ok(result) => result,
-                    Err(_) => Err(auth_error(
+                    Err(_) => Err(unavailable(
                         MODE,
                         format!(
                             "the token proxy {} did not complete a TLS handshake within {timeout:?} (reading the API server's certificate to compute the TLS server name; --sni-name skips this)",
@@ -323,10 +331,10 @@ impl TokenProxy {
         let transport = self.transport.clone();
         let probe = crate::blocking::run(move || transport.certificate_probe(&roots))
             .await
-            .map_err(|e| auth_error(MODE, format!("building the TLS client {e}")))?
-            .map_err(|e| auth_error(MODE, e))?;
+            .map_err(|e| unavailable(MODE, format!("building the TLS client {e}")))?
+            .map_err(|e| misconfigured(MODE, e))?;
         let der = probe.leaf_certificate(&self.options.url).await.map_err(|e| {
-            auth_error(
+            unavailable(
                 MODE,
                 format!(
                     "the token proxy {} is unreachable (reading the API server's certificate to compute the TLS server name): {}",
@@ -335,14 +343,14 @@ impl TokenProxy {
                 ),
             )
         })?;
-        let cluster_id = cluster_id_from_certificate(&der).map_err(|e| auth_error(MODE, e))?;
+        let cluster_id = cluster_id_from_certificate(&der).map_err(|e| misconfigured(MODE, e))?;
         let name = server_name_for_cluster(&cluster_id);
         tracing::info!(token_proxy = %self.proxy(), sni_name = %name, "identity binding: computed the token proxy's TLS server name");
         Ok(name)
     }
 
     fn empty_ca(&self) -> AuthError {
-        auth_error(
+        misconfigured(
             MODE,
             format!(
                 "the token proxy CA file {} is empty",
@@ -358,9 +366,9 @@ impl TokenProxy {
         let read = crate::blocking::run(move || read_capped(&path))
             .await
             .map_err(|e| {
-                auth_error(MODE, format!("reading the token proxy CA file {shown} {e}"))
+                unavailable(MODE, format!("reading the token proxy CA file {shown} {e}"))
             })?;
-        read.map_err(|e| auth_error(MODE, e))
+        read.map_err(|e| misconfigured(MODE, e))
     }
 
     /// The client for the CA file's current content (rebuilt when it changed).
@@ -391,9 +399,9 @@ impl TokenProxy {
         let client =
             crate::blocking::run(move || transport.server_name_client(&url, &name, &roots))
                 .await
-                .map_err(|e| auth_error(MODE, format!("building the token proxy client {e}")))?
+                .map_err(|e| unavailable(MODE, format!("building the token proxy client {e}")))?
                 .map_err(|e| {
-                    auth_error(
+                    misconfigured(
                         MODE,
                         format!(
                             "the token proxy client for {}: {}",
@@ -461,12 +469,13 @@ impl HttpClient for ProxyHttpClient {
                 let cause = root_cause(&e);
                 // A certificate the CA does not vouch for, or not for this name, is a setting to
                 // fix (--sni-name, --token-proxy-ca-file), not an outage.
-                let problem = if cause.contains("certificate") {
-                    "presented a certificate not valid for that name under the trusted CA (check --sni-name and --token-proxy-ca-file)"
+                let (kind, problem) = if cause.contains("certificate") {
+                    (AuthErrorKind::Misconfigured, "presented a certificate not valid for that name under the trusted CA (check --sni-name and --token-proxy-ca-file)")
                 } else {
-                    "is unreachable"
+                    (AuthErrorKind::Unavailable, "is unreachable")
                 };
-                to_core_error(auth_error(
+                to_core_error(auth_error_of(
+                    kind,
                     MODE,
                     format!(
                         "the token proxy {} (TLS name {}) {problem}: {}",

@@ -3,8 +3,9 @@
 //!
 //! The SDK hard-codes IMDS at `169.254.169.254` and its own retry policy (up to 72 s for 5xx, 404,
 //! 410, 429 and connection errors), which would outlast the driver's mount deadline. The request
-//! still goes through our transport, wrapped in [`SingleAttempt`], which turns those outcomes
-//! into errors the SDK does not retry: one attempt per acquisition; kubelet retries the mount.
+//! goes through our transport, whose retries ([`super::retry`]) stop at the mount's deadline,
+//! wrapped in [`SingleAttempt`], which turns the last outcome into an error the SDK does not
+//! retry again.
 
 use std::sync::Arc;
 

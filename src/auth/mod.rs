@@ -21,7 +21,9 @@
 //! identity (NMI), AKS identity binding (`useAzureTokenProxy`: workload identity's exchange sent
 //! through the cluster's token proxy, see [`identity_binding`]). Every credential is built from the
 //! [`Transport`]'s client options with the cloud's authority host, and wrapped in a
-//! [`cache::CachingCredential`].
+//! [`cache::CachingCredential`]. Transient faults of Entra ID, IMDS and NMI are retried within
+//! the mount's deadline, in one place ([`retry`]); every failure is an [`AuthError`] with an
+//! [`AuthErrorKind`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -44,14 +46,17 @@ pub mod identity_binding;
 mod key;
 mod managed;
 mod pod_identity;
+mod retry;
 mod service_principal;
 mod store;
 mod workload;
 
 pub use certificate::MAX_CLIENTCERT_BYTES;
+pub use errors::error_kind_in;
+pub use retry::{DEFAULT_AUTH_MAX_RETRIES, within_deadline};
 
 use cache::{CachingCredential, CredentialFactory};
-use errors::{auth_error, scrub};
+use errors::{auth_error, misconfigured, scrub};
 use identity_binding::TokenProxy;
 use key::identity_key;
 use store::LruStore;
@@ -101,6 +106,9 @@ pub struct AuthOptions {
     pub max_identities: usize,
     /// Identities unused this long are dropped.
     pub idle_ttl: std::time::Duration,
+    /// `--auth-max-retries`: retries of one token request after a transient fault (see
+    /// [`retry`]), within the mount's deadline.
+    pub max_retries: u32,
 }
 
 impl Default for AuthOptions {
@@ -111,6 +119,7 @@ impl Default for AuthOptions {
             token_proxy_ca_file: None,
             max_identities: DEFAULT_MAX_IDENTITIES,
             idle_ttl: std::time::Duration::from_secs(3600),
+            max_retries: DEFAULT_AUTH_MAX_RETRIES,
         }
     }
 }
@@ -187,14 +196,49 @@ impl ResolvedIdentity {
     }
 }
 
-/// Why no credential could be built. Names the mode and the problem, never secret material.
+/// Why no credential or token could be had: the message (`.0`) names the mode and the problem,
+/// never secret material; the kind (`.1`) says whose fault it is (see [`AuthErrorKind`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct AuthError(pub String);
+pub struct AuthError(pub String, pub AuthErrorKind);
+
+/// Whose fault an [`AuthError`] is; `crate::error` maps each to one gRPC code and result class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthErrorKind {
+    /// The identity service refused the credential (wrong secret, unknown client, no federated
+    /// credential, unbound pod), or what the mount presented is unusable (a bad token or
+    /// certificate). `UNAUTHENTICATED`.
+    Rejected,
+    /// The identity service (Entra ID, IMDS, NMI, a token proxy) is unreachable, failing or
+    /// throttling, after the retries the mount's deadline allowed. `UNAVAILABLE`.
+    Unavailable,
+    /// The request or the cluster is set up wrong (missing clientID, no pod info, bad authority
+    /// host). `INVALID_ARGUMENT`, as the request parser answers the problems it catches first.
+    Misconfigured,
+    /// The identity mode is not supported by this build. `UNIMPLEMENTED`.
+    Unsupported,
+}
+
+impl AuthError {
+    pub fn new(kind: AuthErrorKind, message: impl Into<String>) -> Self {
+        Self(message.into(), kind)
+    }
+
+    pub fn kind(&self) -> AuthErrorKind {
+        self.1
+    }
+
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The cross-mount credential cache.
 pub struct Identities {
-    transport: Transport,
+    /// Entra ID's token endpoint, IMDS and NMI, each with its transient faults retried.
+    entra: Transport,
+    imds: Transport,
+    nmi: Transport,
     options: AuthOptions,
     store: Arc<Mutex<Store>>,
     /// Identity binding's proxy, or why the flags do not describe one.
@@ -257,8 +301,11 @@ impl Identities {
             .token_proxy_options()
             .map(|o| Arc::new(TokenProxy::new(transport.clone(), o)))
             .map_err(|e| auth_error(identity_binding::MODE, e));
+        let endpoint = |e| retry::retrying(&transport, e, options.max_retries);
         Self {
-            transport,
+            entra: endpoint(retry::Endpoint::Entra),
+            imds: endpoint(retry::Endpoint::Imds),
+            nmi: endpoint(retry::Endpoint::Nmi),
             options,
             store: Arc::new(Mutex::new(store)),
             token_proxy,
@@ -285,7 +332,7 @@ impl Identities {
     /// may share the identity's cached access token.
     pub async fn resolve(&self, request: &MountRequest) -> Result<ResolvedIdentity, AuthError> {
         let mode = request.identity.mode_name();
-        let client_options = entra_client_options(&self.transport, &request.cloud);
+        let client_options = entra_client_options(&self.entra, &request.cloud);
         match &request.identity {
             IdentityRequest::WorkloadIdentity {
                 client_id,
@@ -317,13 +364,13 @@ impl Identities {
             } => {
                 let id = user_assigned_identity_id.as_deref();
                 let key = identity_key(request, id.unwrap_or_default(), String::new());
-                let factory = managed::managed_identity_factory(&self.transport, id);
+                let factory = managed::managed_identity_factory(&self.imds, id);
                 self.plain(key, async { Ok(factory) }, vec![]).await
             }
             IdentityRequest::PodIdentity => {
                 let pod = &request.pod;
                 if pod.name.is_empty() || pod.namespace.is_empty() {
-                    return Err(auth_error(
+                    return Err(misconfigured(
                         mode,
                         "pod information is not available; deploy a CSIDriver object to set podInfoOnMount: true",
                     ));
@@ -336,7 +383,7 @@ impl Identities {
                 );
                 let resource = request.cloud.key_vault_resource();
                 let factory =
-                    pod_identity::nmi_factory(&self.transport, &pod.namespace, &pod.name, resource);
+                    pod_identity::nmi_factory(&self.nmi, &pod.namespace, &pod.name, resource);
                 if uid.is_none() {
                     // Without the UID a recreated pod of the same name cannot be told apart:
                     // its NMI token is not kept beyond this mount.
@@ -385,7 +432,7 @@ impl Identities {
                 if !client_id.is_empty() && !service_account_token.is_empty() {
                     identity_binding::check_audience(service_account_token)?;
                 }
-                let client_options = proxy.client_options(client_options);
+                let client_options = proxy.client_options(client_options, self.options.max_retries);
                 self.resolve_workload(request, client_options, client_id, service_account_token)
                     .await
             }
@@ -478,7 +525,7 @@ impl Identities {
                 }
                 _ => crate::request::WORKLOAD_IDENTITY_AUDIENCE,
             };
-            return Err(auth_error(
+            return Err(misconfigured(
                 mode,
                 format!("clientID and the service account token for {audience} are required"),
             ));
@@ -564,7 +611,8 @@ fn admission(store: &Arc<Mutex<Store>>, key: &IdentityKey, entry: &Entry) -> cac
     })
 }
 
-/// SDK client options for Entra ID: our transport, no SDK retries, the cloud's authority host.
+/// SDK client options for Entra ID: our (retrying) transport, no SDK retries, the cloud's
+/// authority host.
 fn entra_client_options(transport: &Transport, cloud: &CloudEnvironment) -> ClientOptions {
     let mut custom = CustomConfiguration::default();
     custom.authority_host = cloud.active_directory_endpoint.clone();
@@ -583,7 +631,7 @@ fn validated(
     if let Err(e) = factory() {
         let held: Vec<&Sensitive> = sensitive.iter().collect();
         let first = e.to_string().lines().next().unwrap_or_default().to_string();
-        return Err(auth_error(
+        return Err(misconfigured(
             mode,
             format!(
                 "invalid identity parameters: {}",

@@ -13,7 +13,10 @@ use azure_core::time::OffsetDateTime;
 use serde::Deserialize;
 
 use super::cache::CredentialFactory;
-use super::errors::{auth_error, looks_token_like, scrub, to_core_error};
+use super::errors::{
+    auth_error, auth_error_of, http_kind, looks_token_like, misconfigured, scrub, to_core_error,
+    unavailable,
+};
 use crate::transport::Transport;
 
 const MODE: &str = "pod_identity";
@@ -64,7 +67,7 @@ impl NmiCredential {
         // The resource is passed unescaped, as upstream does (NMI expects `https://vault...`).
         let url =
             Url::parse(&format!("{NMI_TOKEN_URL}?resource={}", self.resource)).map_err(|e| {
-                auth_error(
+                misconfigured(
                     MODE,
                     format!(
                         "invalid NMI URL for resource {}: {e}",
@@ -76,7 +79,7 @@ impl NmiCredential {
         request.insert_header("podns", self.namespace.clone());
         request.insert_header("podname", self.pod.clone());
         let response = self.client.execute_request(&request).await.map_err(|e| {
-            auth_error(
+            unavailable(
                 MODE,
                 format!("NMI request failed: {}", scrub(&e.to_string(), &[])),
             )
@@ -86,9 +89,13 @@ impl NmiCredential {
             .into_body()
             .collect()
             .await
-            .map_err(|e| auth_error(MODE, format!("reading the NMI response failed: {e}")))?;
+            .map_err(|e| unavailable(MODE, format!("reading the NMI response failed: {e}")))?;
         if status != 200 {
-            return Err(auth_error(MODE, status_message(status, &body)));
+            return Err(auth_error_of(
+                http_kind(status),
+                MODE,
+                status_message(status, &body),
+            ));
         }
         parse_token(&body)
     }

@@ -14,7 +14,7 @@ use azure_identity::{
 use super::AuthError;
 use super::cache::CredentialFactory;
 use super::certificate::{AssertionClaims, ClientCertificate};
-use super::errors::{auth_error, to_core_error};
+use super::errors::{auth_error, misconfigured, to_core_error};
 use crate::sensitive::Sensitive;
 
 const CERTIFICATE_MODE: &str = "service_principal_certificate";
@@ -71,7 +71,7 @@ pub(crate) fn token_endpoint(authority_host: &str, tenant_id: &str) -> Result<St
         .and_then(|host| host.join(&format!("/{tenant_id}/oauth2/v2.0/token")))
         .map(String::from)
         .map_err(|e| {
-            auth_error(
+            misconfigured(
                 CERTIFICATE_MODE,
                 format!(
                     "invalid activeDirectoryEndpoint {:?}: {e}",

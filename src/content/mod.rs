@@ -6,12 +6,13 @@
 //! (`cer` DER → one `CERTIFICATE` block). Errors never contain secret material, and the caller
 //! prefixes them with the object's name.
 //!
-//! Submodules: `encoding` (base64/hex), `pem` (Go-compatible PEM), `pfx` + `nil_password` (PKCS#12 and key
+//! Submodules: `encoding` (base64/hex), `jmes` (fields of JSON secrets), `pem` (Go-compatible PEM), `pfx` + `nil_password` (PKCS#12 and key
 //! re-marshalling), `pfx_limits` (PKCS#12 limits checked before any key derivation), `chain` (leaf → root ordering), `key` (JWK → PEM), `curve`.
 
 mod chain;
 mod curve;
 mod encoding;
+pub mod jmes;
 mod key;
 mod nil_password;
 mod pem;

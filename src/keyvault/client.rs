@@ -654,15 +654,16 @@ impl Inner {
             attempt += 1;
             let sdk = self.sdk();
             let primer = sdk.primer(object_type);
-            let outcome = tokio::time::timeout_at(deadline, async {
+            // A token refreshed during the attempt retries its own faults until `deadline` too.
+            let attempt_run = crate::auth::within_deadline(deadline, async {
                 let first = primer.first_use(|| self.seed.known().is_some()).await;
                 let outcome = op(sdk.clone()).await;
                 if first.is_some() {
                     primer.done();
                 }
                 outcome
-            })
-            .await;
+            });
+            let outcome = tokio::time::timeout_at(deadline, attempt_run).await;
             drop(slot);
             let err = match outcome {
                 Err(_) => return Err(timed_out(last.as_ref())),

@@ -55,8 +55,12 @@ impl Failure {
             ErrorKind::Connection | ErrorKind::Io => {
                 Self::transport(format!("cannot reach Key Vault: {}", chain(err)))
             }
+            // The token endpoint's own transient faults were retried already (`auth::retry`).
             ErrorKind::Credential => Self::fatal(
-                KvErrorKind::Unauthenticated,
+                match crate::auth::error_kind_in(err) {
+                    Some(crate::auth::AuthErrorKind::Unavailable) => KvErrorKind::Unavailable,
+                    _ => KvErrorKind::Unauthenticated,
+                },
                 format!("cannot get an access token for Key Vault: {}", chain(err)),
             ),
             ErrorKind::DataConversion => Self::fatal(

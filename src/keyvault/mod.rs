@@ -21,7 +21,7 @@ mod client;
 pub mod coalesce;
 mod errors;
 mod exchange_metrics;
-mod retry;
+pub(crate) mod retry;
 mod scope;
 mod throttle;
 

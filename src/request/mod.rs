@@ -44,6 +44,9 @@ pub const MAX_SECRET_KEYS: usize = 64;
 pub const MAX_OBJECTS_YAML_BYTES: usize = 256 * 1024;
 /// Most objects one mount may list.
 pub const MAX_OBJECTS: usize = 1000;
+/// Most Key Vaults one mount may read: the SecretProviderClass's `keyvaultName` and the
+/// objects' own `keyvaultName`s together (each is one cached client per identity).
+pub const MAX_VAULTS_PER_MOUNT: usize = 16;
 /// Largest `objectVersionHistory` accepted.
 pub const MAX_VERSION_HISTORY: u32 = 1000;
 
@@ -204,6 +207,30 @@ pub struct ObjectSpec {
     pub file_mode: Option<u32>,
     /// `objectVersionHistory`; 1 for single-version objects (upstream treats <= 1 alike).
     pub version_history: u32,
+    /// `jmesPath`: fields of a JSON secret written as files of their own (secrets only).
+    pub jmes_path: Vec<JmesPathEntry>,
+    /// `objectNotAfter`: the newest enabled version created at or before this time.
+    pub not_after: Option<NotAfter>,
+    /// The object's own `keyvaultName`, validated as the SecretProviderClass's and lowercased;
+    /// `None` means the SecretProviderClass's vault (also when it names that vault).
+    pub vault: Option<String>,
+}
+
+/// One `jmesPath` entry: a JMESPath expression and the file its result is written to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JmesPathEntry {
+    pub path: String,
+    /// Path of the file, relative to the mount (validated as a file name).
+    pub alias: String,
+}
+
+/// `objectNotAfter`, an RFC 3339 time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotAfter {
+    /// Unix seconds, rounded down (Key Vault reports creation times in whole seconds).
+    pub unix: i64,
+    /// As written, for messages.
+    pub text: String,
 }
 
 impl ObjectSpec {
@@ -216,20 +243,46 @@ impl ObjectSpec {
         }
     }
 
-    /// Object-version id as upstream: `<objectType>/<objectName>`.
+    /// Object-version id as upstream: `<objectType>/<objectName>`; an object read from its own
+    /// vault: `<objectType>/<objectName>@<vault>` (`@` cannot occur in a Key Vault name, so
+    /// objects of different vaults never share an id).
     pub fn id(&self) -> String {
-        format!("{}/{}", self.object_type.as_str(), self.name)
+        match &self.vault {
+            None => format!("{}/{}", self.object_type.as_str(), self.name),
+            Some(vault) => format!("{}/{}@{vault}", self.object_type.as_str(), self.name),
+        }
+    }
+
+    /// The vault the object is read from.
+    pub fn vault_name<'a>(&'a self, request: &'a MountRequest) -> &'a str {
+        self.vault.as_deref().unwrap_or(&request.vault_name)
     }
 
     pub fn is_multi_version(&self) -> bool {
         self.version_history > 1
     }
+
+    /// The object needs a version listing: history, or a version picked by `objectNotAfter`.
+    pub fn needs_listing(&self) -> bool {
+        self.is_multi_version() || self.not_after.is_some()
+    }
+
+    /// Files one version of the object yields before any `.crt`/`.key` split: its own and
+    /// one per `jmesPath` entry.
+    pub fn files_per_version(&self) -> usize {
+        1 + self.jmes_path.len()
+    }
 }
 
-/// `objectType/objectName`, the way every error names an object.
+/// `objectType/objectName`, the way every error names an object (`objectType/objectName@vault`
+/// for an object read from its own vault, as its id).
 impl fmt::Display for ObjectSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.object_type.as_str(), self.name)
+        write!(f, "{}/{}", self.object_type.as_str(), self.name)?;
+        match &self.vault {
+            Some(vault) => write!(f, "@{vault}"),
+            None => Ok(()),
+        }
     }
 }
 

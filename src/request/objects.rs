@@ -6,15 +6,21 @@
 //! an exhausted stack or heap. Error messages carry the parser's message and location but no
 //! snippet of the input. Beyond upstream's checks, the object type, name and version, file
 //! permission, path shape and path collisions are validated here, before anything is fetched.
+//!
+//! Fields beyond upstream's (README "Object fields beyond upstream"): `jmesPath` (a secret's
+//! JSON fields as files; expressions checked by [`crate::content::jmes::validate`], their files
+//! part of the collision and file-count checks), `objectNotAfter` (RFC 3339; not with
+//! `objectVersion`) and the object's own `keyvaultName` (validated as the SecretProviderClass's).
 
 use std::collections::HashMap;
 
 use serde::Deserialize;
 
 use super::{
-    MAX_OBJECTS, MAX_OBJECTS_YAML_BYTES, MAX_VERSION_HISTORY, ObjectEncoding, ObjectFormat,
-    ObjectSpec, ObjectType, RequestError, short,
+    JmesPathEntry, MAX_OBJECTS, MAX_OBJECTS_YAML_BYTES, MAX_VERSION_HISTORY, NotAfter,
+    ObjectEncoding, ObjectFormat, ObjectSpec, ObjectType, RequestError, short,
 };
+use crate::content::jmes;
 
 /// Longest path element the driver accepts.
 pub const MAX_PATH_ELEMENT: usize = 255;
@@ -46,6 +52,17 @@ struct RawObject {
     object_encoding: Option<String>,
     file_permission: Option<String>,
     object_version_history: Option<i64>,
+    jmes_path: Option<Vec<RawJmesPath>>,
+    object_not_after: Option<String>,
+    keyvault_name: Option<String>,
+}
+
+/// One `jmesPath` entry as written.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawJmesPath {
+    path: Option<String>,
+    object_alias: Option<String>,
 }
 
 /// Parses and validates `objects` (already trimmed, non-empty), in SecretProviderClass order.
@@ -78,16 +95,14 @@ pub fn parse_objects(yaml: &str) -> Result<Vec<ObjectSpec>, RequestError> {
 /// Refuses a mount whose objects × versions exceed [`MAX_FILES_PER_MOUNT`], naming the object
 /// at which the count passes the limit.
 fn check_file_count(objects: &[ObjectSpec]) -> Result<(), RequestError> {
+    let count = |o: &ObjectSpec| o.version_history.max(1) as usize * o.files_per_version();
     let mut files = 0usize;
     for object in objects {
-        files += object.version_history.max(1) as usize;
+        files += count(object);
         if files > MAX_FILES_PER_MOUNT {
-            let total: usize = objects
-                .iter()
-                .map(|o| o.version_history.max(1) as usize)
-                .sum();
+            let total: usize = objects.iter().map(count).sum();
             return Err(RequestError(format!(
-                "object {object}: the mount asks for {total} object versions (objects × objectVersionHistory), more than the limit of {MAX_FILES_PER_MOUNT}; split the SecretProviderClass or lower objectVersionHistory"
+                "object {object}: the mount asks for {total} object versions (objects × objectVersionHistory, each jmesPath entry counting as one more object), more than the limit of {MAX_FILES_PER_MOUNT}; split the SecretProviderClass or lower objectVersionHistory"
             )));
         }
     }
@@ -141,6 +156,19 @@ fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
         n if n > 1 => n as u32,
         _ => 1,
     };
+    let jmes_path = parse_jmes_path(raw.jmes_path, object_type, format, encoding).map_err(fail)?;
+    let not_after = match raw.object_not_after.map(|t| t.trim().to_string()) {
+        None => None,
+        Some(t) if t.is_empty() => None,
+        Some(t) => Some(parse_not_after(&t, &version).map_err(fail)?),
+    };
+    let vault = match text(raw.keyvault_name) {
+        v if v.is_empty() => None,
+        v => {
+            super::validate_vault_name(&v).map_err(|e| fail(e.0))?;
+            Some(v.to_ascii_lowercase())
+        }
+    };
     Ok(ObjectSpec {
         name,
         object_type,
@@ -150,6 +178,84 @@ fn parse_object(index: usize, item: &str) -> Result<ObjectSpec, RequestError> {
         encoding,
         file_mode,
         version_history,
+        jmes_path,
+        not_after,
+        vault,
+    })
+}
+
+/// `jmesPath`: secrets only, with their value written as is (utf-8, not PFX); each entry has a
+/// valid expression within the limits of [`jmes`] and a valid file name.
+fn parse_jmes_path(
+    raw: Option<Vec<RawJmesPath>>,
+    object_type: ObjectType,
+    format: ObjectFormat,
+    encoding: ObjectEncoding,
+) -> Result<Vec<JmesPathEntry>, String> {
+    let Some(raw) = raw.filter(|entries| !entries.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    if object_type != ObjectType::Secret {
+        return Err("jmesPath is only supported for objectType: secret".into());
+    }
+    if format == ObjectFormat::Pfx {
+        return Err(
+            "jmesPath cannot be combined with objectFormat: pfx (the value must be JSON)".into(),
+        );
+    }
+    if encoding != ObjectEncoding::Utf8 {
+        return Err("jmesPath cannot be combined with objectEncoding base64 or hex (the value must be JSON text)".into());
+    }
+    if raw.len() > jmes::MAX_PATHS_PER_OBJECT {
+        return Err(format!(
+            "jmesPath has {} entries, more than the limit of {}",
+            raw.len(),
+            jmes::MAX_PATHS_PER_OBJECT
+        ));
+    }
+    let entries = raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let path = entry.path.unwrap_or_default().trim().to_string();
+            let alias = entry.object_alias.unwrap_or_default().trim().to_string();
+            let at = if path.is_empty() {
+                format!("jmesPath entry {i}")
+            } else {
+                format!("jmesPath path {:?}", short(&path))
+            };
+            jmes::validate(&path).map_err(|e| format!("{at}: {e}"))?;
+            if alias.is_empty() {
+                return Err(format!(
+                    "{at}: objectAlias is required (the file the result is written to)"
+                ));
+            }
+            validate_file_name(&alias).map_err(|e| format!("{at}: {e}"))?;
+            Ok(JmesPathEntry { path, alias })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    jmes::validate_all(entries.iter().map(|e| e.path.as_str()))?;
+    Ok(entries)
+}
+
+/// `objectNotAfter`: an RFC 3339 time, and no `objectVersion` beside it.
+fn parse_not_after(text: &str, version: &str) -> Result<NotAfter, String> {
+    if !version.is_empty() {
+        return Err(format!(
+            "objectNotAfter cannot be combined with objectVersion {:?}: objectNotAfter picks the version; remove one of them",
+            short(version)
+        ));
+    }
+    let time = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            format!(
+                "invalid objectNotAfter {:?}, should be an RFC 3339 time such as \"2026-01-31T12:00:00Z\"",
+                short(text)
+            )
+        })?;
+    Ok(NotAfter {
+        unix: time.unix_timestamp(),
+        text: text.to_string(),
     })
 }
 
@@ -266,28 +372,56 @@ pub fn validate_file_name(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One file root of the mount: an object's own file or one of its `jmesPath` files, with the
+/// number of versions written under it (`<path>/<i>` when more than one).
+struct Root<'a> {
+    path: &'a str,
+    owner: &'a ObjectSpec,
+    versions: u32,
+}
+
 /// Rejects two objects whose files would overlap: the same path, a file that another object
 /// needs as a directory, or a multi-version file `<file>/<i>` that is another object's path.
+/// `jmesPath` files take part like objects' own files.
 fn check_collisions(objects: &[ObjectSpec]) -> Result<(), RequestError> {
-    let mut roots: HashMap<&str, &ObjectSpec> = HashMap::with_capacity(objects.len());
+    let mut all: Vec<Root<'_>> = Vec::with_capacity(objects.len());
     for object in objects {
-        if let Some(first) = roots.insert(object.file_name(), object) {
-            return Err(collision(first, object, object.file_name()));
+        all.push(Root {
+            path: object.file_name(),
+            owner: object,
+            versions: object.version_history,
+        });
+        for entry in &object.jmes_path {
+            all.push(Root {
+                path: &entry.alias,
+                owner: object,
+                versions: object.version_history,
+            });
         }
     }
-    for object in objects {
-        let path = object.file_name();
+    let mut roots: HashMap<&str, &Root<'_>> = HashMap::with_capacity(all.len());
+    for root in &all {
+        if let Some(first) = roots.insert(root.path, root) {
+            return Err(collision(first.owner, root.owner, root.path));
+        }
+    }
+    for root in &all {
+        let path = root.path;
         for (slash, _) in path.match_indices('/') {
             let (ancestor, rest) = (&path[..slash], &path[slash + 1..]);
             let Some(owner) = roots.get(ancestor) else {
                 continue;
             };
-            if !owner.is_multi_version() {
-                return Err(collision(owner, object, ancestor));
+            if owner.versions <= 1 {
+                return Err(collision(owner.owner, root.owner, ancestor));
             }
             let version = rest.split('/').next().unwrap_or(rest);
-            if is_version_index(version, owner.version_history) {
-                return Err(collision(owner, object, &path[..slash + 1 + version.len()]));
+            if is_version_index(version, owner.versions) {
+                return Err(collision(
+                    owner.owner,
+                    root.owner,
+                    &path[..slash + 1 + version.len()],
+                ));
             }
         }
     }
@@ -301,7 +435,7 @@ fn is_version_index(s: &str, n: u32) -> bool {
 
 fn collision(first: &ObjectSpec, second: &ObjectSpec, path: &str) -> RequestError {
     RequestError(format!(
-        "object {second}: its file collides with object {first} at path {:?}",
+        "object {second}: its file collides with object {first} at path {:?}; give one of them another objectAlias",
         short(path)
     ))
 }
@@ -748,6 +882,223 @@ array:
                 parse_objects(&list(items)).unwrap().len(),
                 items.len(),
                 "{items:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn jmes_path_entries() {
+        let object = one(
+            "objectName: db-creds\nobjectType: secret\njmesPath:\n  - path: username\n    objectAlias: db-user\n  - path: \" conn.host \"\n    objectAlias: \" cfg/db-host \"",
+        )
+        .unwrap();
+        assert_eq!(
+            object.jmes_path,
+            [
+                JmesPathEntry {
+                    path: "username".into(),
+                    alias: "db-user".into()
+                },
+                JmesPathEntry {
+                    path: "conn.host".into(),
+                    alias: "cfg/db-host".into()
+                }
+            ]
+        );
+        assert_eq!(object.files_per_version(), 3);
+        assert!(
+            one("objectName: a\nobjectType: secret\njmesPath: []")
+                .unwrap()
+                .jmes_path
+                .is_empty()
+        );
+        let cases = [
+            (
+                "objectType: key\njmesPath:\n  - path: a\n    objectAlias: b",
+                "object key/a: jmesPath is only supported for objectType: secret",
+            ),
+            (
+                "objectType: cert\njmesPath:\n  - path: a\n    objectAlias: b",
+                "object cert/a: jmesPath is only supported",
+            ),
+            (
+                "objectType: secret\nobjectFormat: pfx\njmesPath:\n  - path: a\n    objectAlias: b",
+                "cannot be combined with objectFormat: pfx",
+            ),
+            (
+                "objectType: secret\nobjectEncoding: base64\njmesPath:\n  - path: a\n    objectAlias: b",
+                "cannot be combined with objectEncoding",
+            ),
+            (
+                "objectType: secret\njmesPath:\n  - path: a",
+                "object secret/a: jmesPath path \"a\": objectAlias is required",
+            ),
+            (
+                "objectType: secret\njmesPath:\n  - objectAlias: b",
+                "object secret/a: jmesPath entry 0: path must not be empty",
+            ),
+            (
+                "objectType: secret\njmesPath:\n  - path: \"a.[\"\n    objectAlias: b",
+                "jmesPath path \"a.[\": not a valid JMESPath expression",
+            ),
+            (
+                "objectType: secret\njmesPath:\n  - path: \"[a, b]\"\n    objectAlias: b",
+                "multi-select",
+            ),
+            (
+                "objectType: secret\njmesPath:\n  - path: a\n    objectAlias: ../b",
+                "jmesPath path \"a\": file name \"../b\" must not contain '..'",
+            ),
+            (
+                "objectType: secret\njmesPath: nope",
+                "unmarshal failed for keyVaultObjects at index 0",
+            ),
+        ];
+        for (rest, want) in cases {
+            let e = err(&format!("objectName: a\n{rest}"));
+            assert!(e.contains(want), "{rest}: {e}");
+        }
+        let many: String = (0..=jmes::MAX_PATHS_PER_OBJECT)
+            .map(|i| format!("  - path: f{i}\n    objectAlias: f{i}\n"))
+            .collect();
+        let e = err(&format!(
+            "objectName: a\nobjectType: secret\njmesPath:\n{many}"
+        ));
+        assert!(
+            e.contains("jmesPath has 65 entries, more than the limit of 64"),
+            "{e}"
+        );
+        let heavy: String = (0..5)
+            .map(|i| {
+                format!(
+                    "  - path: \"{}\"\n    objectAlias: f{i}\n",
+                    vec!["a"; 27].join(".")
+                )
+            })
+            .collect();
+        let e = err(&format!(
+            "objectName: a\nobjectType: secret\njmesPath:\n{heavy}"
+        ));
+        assert!(
+            e.contains("jmesPath entries have 130 of the characters")
+                && e.contains("more than the limit of 128 per object"),
+            "{e}"
+        );
+        let fine: String = (0..4)
+            .map(|i| {
+                format!(
+                    "  - path: \"{}\"\n    objectAlias: f{i}\n",
+                    vec!["a"; 33].join(".")
+                )
+            })
+            .collect();
+        assert_eq!(
+            one(&format!(
+                "objectName: a\nobjectType: secret\njmesPath:\n{fine}"
+            ))
+            .unwrap()
+            .jmes_path
+            .len(),
+            4
+        );
+    }
+
+    #[test]
+    fn jmes_path_files_take_part_in_collisions_and_the_file_count() {
+        let cases: [(&[&str], &str); 3] = [
+            (
+                &[
+                    "objectName: a\nobjectType: secret\njmesPath:\n  - path: x\n    objectAlias: b",
+                    "objectName: b\nobjectType: secret",
+                ],
+                "object secret/b: its file collides with object secret/a at path \"b\"; give one of them another objectAlias",
+            ),
+            (
+                &["objectName: a\nobjectType: secret\njmesPath:\n  - path: x\n    objectAlias: a"],
+                "at path \"a\"",
+            ),
+            (
+                &[
+                    "objectName: a\nobjectType: secret\nobjectVersionHistory: 2\njmesPath:\n  - path: x\n    objectAlias: u",
+                    "objectName: b\nobjectType: secret\nobjectAlias: u/1",
+                ],
+                "at path \"u/1\"",
+            ),
+        ];
+        for (items, want) in cases {
+            let e = parse_objects(&list(items)).unwrap_err().0;
+            assert!(e.contains(want), "{items:?}: {e}");
+        }
+        let entries: String = (0..9)
+            .map(|i| format!("  - path: f{i}\n    objectAlias: s{{n}}-f{i}\n"))
+            .collect();
+        let items: Vec<String> = (0..100)
+            .map(|n| {
+                format!(
+                    "objectName: s{n}\nobjectType: secret\njmesPath:\n{}",
+                    entries.replace("{n}", &n.to_string())
+                )
+            })
+            .collect();
+        let refs: Vec<&str> = items.iter().map(String::as_str).collect();
+        assert_eq!(
+            parse_objects(&list(&refs)).unwrap().len(),
+            100,
+            "1,000 files"
+        );
+        let mut over = items.clone();
+        over.push("objectName: last\nobjectType: secret".into());
+        let refs: Vec<&str> = over.iter().map(String::as_str).collect();
+        let e = parse_objects(&list(&refs)).unwrap_err().0;
+        assert!(
+            e.starts_with("object secret/last:") && e.contains("1001 object versions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn object_not_after() {
+        let object =
+            one("objectName: a\nobjectType: secret\nobjectNotAfter: 2026-01-31T12:00:00.900+01:00")
+                .unwrap();
+        let not_after = object.not_after.clone().unwrap();
+        assert_eq!(not_after.unix, 1_769_857_200);
+        assert_eq!(not_after.text, "2026-01-31T12:00:00.900+01:00");
+        assert!(object.needs_listing() && !object.is_multi_version());
+        assert_eq!(
+            one("objectName: a\nobjectType: key\nobjectNotAfter: \"2026-01-31T11:00:00Z\"\nobjectVersionHistory: 3")
+                .unwrap()
+                .not_after
+                .unwrap()
+                .unix,
+            1_769_857_200
+        );
+        assert!(
+            one("objectName: a\nobjectType: secret\nobjectNotAfter: \"\"")
+                .unwrap()
+                .not_after
+                .is_none()
+        );
+        let e = err("objectName: a\nobjectType: secret\nobjectNotAfter: 2026-01-31");
+        assert!(
+            e.starts_with(
+                "object secret/a: invalid objectNotAfter \"2026-01-31\", should be an RFC 3339 time"
+            ),
+            "{e}"
+        );
+        for bad in ["yesterday", "2026-13-01T00:00:00Z", "2026-01-31 12:00"] {
+            let e = err(&format!(
+                "objectName: a\nobjectType: secret\nobjectNotAfter: \"{bad}\""
+            ));
+            assert!(e.contains("invalid objectNotAfter"), "{bad}: {e}");
+        }
+        for version in ["v1", "latest"] {
+            let e = err(&format!(
+                "objectName: a\nobjectType: cert\nobjectVersion: {version}\nobjectNotAfter: 2026-01-31T12:00:00Z"
+            ));
+            assert!(
+                e.contains("object cert/a: objectNotAfter cannot be combined with objectVersion"),
+                "{e}"
             );
         }
     }

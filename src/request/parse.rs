@@ -12,8 +12,8 @@ use std::ffi::OsString;
 use super::cloud::{self, AZURE_ENVIRONMENT_FILEPATH, CloudEnvironment, EnvFile};
 use super::identity::{self, IdentityInput, Mode, SERVICE_ACCOUNT_TOKENS};
 use super::{
-    MAX_SECRET_KEYS, MAX_SECRETS_BYTES, MountRequest, PodInfo, RequestDefaults, RequestError,
-    json_error, objects, short,
+    MAX_SECRET_KEYS, MAX_SECRETS_BYTES, MAX_VAULTS_PER_MOUNT, MountRequest, ObjectSpec, PodInfo,
+    RequestDefaults, RequestError, json_error, objects, short,
 };
 use crate::config::parse_go_bool;
 use crate::pb;
@@ -185,10 +185,11 @@ fn parse_with_env(
     if objects_yaml.is_empty() {
         return fail("objects is not set");
     }
-    let objects = objects::parse_objects(objects_yaml)?;
+    let mut objects = objects::parse_objects(objects_yaml)?;
     if !objects.is_empty() {
         validate_vault_name(vault_name)?;
     }
+    own_vaults(&mut objects, vault_name)?;
     let optional = |key: &str| Some(get(key).to_string()).filter(|v| !v.is_empty());
     Ok(MountRequest {
         pod: PodInfo {
@@ -275,6 +276,31 @@ fn resolve_cloud(
     }
     .map_err(fail)?;
     load_cloud(&file).map_err(fail)
+}
+
+/// Objects' own `keyvaultName`: the SecretProviderClass's vault named again is that vault (the
+/// object behaves, and is identified, as without the field); at most [`MAX_VAULTS_PER_MOUNT`]
+/// vaults in all.
+fn own_vaults(objects: &mut [ObjectSpec], vault_name: &str) -> Result<(), RequestError> {
+    let mut vaults = vec![vault_name.to_ascii_lowercase()];
+    for object in objects.iter_mut() {
+        let Some(vault) = &object.vault else {
+            continue;
+        };
+        if vault.eq_ignore_ascii_case(vault_name) {
+            object.vault = None;
+            continue;
+        }
+        if !vaults.contains(vault) {
+            if vaults.len() == MAX_VAULTS_PER_MOUNT {
+                return Err(RequestError(format!(
+                    "object {object}: the mount reads more than {MAX_VAULTS_PER_MOUNT} Key Vaults (keyvaultName of the SecretProviderClass and of its objects); split the SecretProviderClass"
+                )));
+            }
+            vaults.push(vault.clone());
+        }
+    }
+    Ok(())
 }
 
 /// `keyvaultName` as Key Vault accepts it: 3–24 of `[-A-Za-z0-9]`.
@@ -769,6 +795,52 @@ mod tests {
         assert!(
             err(&base(&[("objects", OBJECTS)]), Some(&empty_secret))
                 .contains("could not find clientsecret in secrets")
+        );
+    }
+
+    #[test]
+    fn objects_may_name_their_own_vault() {
+        let yaml = "array:\n  - |\n    objectName: a\n    objectType: secret\n  - |\n    objectName: a\n    objectType: secret\n    objectAlias: a2\n    keyvaultName: Other-KV\n  - |\n    objectName: b\n    objectType: key\n    keyvaultName: TESTkv\n";
+        let r = run(&vm(&[("objects", yaml)]), None).unwrap();
+        let ids: Vec<String> = r.objects.iter().map(ObjectSpec::id).collect();
+        assert_eq!(ids, ["secret/a", "secret/a@other-kv", "key/b"]);
+        assert_eq!(r.objects[1].vault.as_deref(), Some("other-kv"));
+        assert_eq!(r.objects[1].to_string(), "secret/a@other-kv");
+        assert_eq!(r.objects[1].vault_name(&r), "other-kv");
+        assert_eq!(
+            r.objects[2].vault, None,
+            "the SecretProviderClass's vault named again"
+        );
+        assert_eq!(r.objects[2].vault_name(&r), "testKV");
+        let bad =
+            "array:\n  - |\n    objectName: a\n    objectType: secret\n    keyvaultName: kv_1\n";
+        let e = err(&vm(&[("objects", bad)]), None);
+        assert!(
+            e.starts_with(
+                "object secret/a: invalid keyvaultName \"kv_1\": Invalid vault name, must match"
+            ),
+            "{e}"
+        );
+        let collide = "array:\n  - |\n    objectName: a\n    objectType: secret\n  - |\n    objectName: a\n    objectType: secret\n    keyvaultName: other-kv\n";
+        let e = err(&vm(&[("objects", collide)]), None);
+        assert!(
+            e.contains("its file collides with object secret/a at path \"a\"; give one of them another objectAlias"),
+            "{e}"
+        );
+        let many = |n: usize| {
+            let mut yaml = String::from("array:\n");
+            for i in 0..n {
+                yaml.push_str(&format!(
+                    "  - |\n    objectName: s{i}\n    objectType: secret\n    keyvaultName: vault-{i}\n"
+                ));
+            }
+            yaml
+        };
+        assert!(run(&vm(&[("objects", &many(MAX_VAULTS_PER_MOUNT - 1))]), None).is_ok());
+        let e = err(&vm(&[("objects", &many(MAX_VAULTS_PER_MOUNT))]), None);
+        assert!(
+            e.starts_with("object secret/s15@vault-15: the mount reads more than 16 Key Vaults"),
+            "{e}"
         );
     }
 

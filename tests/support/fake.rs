@@ -122,6 +122,24 @@ pub enum Fault {
     NmiStatus { count: u32, status: u16 },
     /// The connection is closed without a response (Key Vault).
     KeyVaultReset { count: u32 },
+    /// Entra ID answers this status with an error body and `Retry-After: <retry_after_secs>`.
+    EntraRetryAfter {
+        count: u32,
+        status: u16,
+        retry_after_secs: u64,
+    },
+    /// IMDS answers this status with `Retry-After: <retry_after_secs>`.
+    ImdsRetryAfter {
+        count: u32,
+        status: u16,
+        retry_after_secs: u64,
+    },
+    /// The connection to Entra ID's token endpoint is closed without a response.
+    EntraReset { count: u32 },
+    /// The connection to IMDS is closed without a response.
+    ImdsReset { count: u32 },
+    /// The connection to NMI is closed without a response.
+    NmiReset { count: u32 },
 }
 
 impl Fault {
@@ -130,9 +148,13 @@ impl Fault {
             Fault::KeyVaultThrottle { .. }
             | Fault::KeyVaultStatus { .. }
             | Fault::KeyVaultReset { .. } => Service::KeyVault,
-            Fault::EntraStatus { .. } => Service::Entra,
-            Fault::ImdsStatus { .. } => Service::Imds,
-            Fault::NmiStatus { .. } => Service::Nmi,
+            Fault::EntraStatus { .. }
+            | Fault::EntraRetryAfter { .. }
+            | Fault::EntraReset { .. } => Service::Entra,
+            Fault::ImdsStatus { .. } | Fault::ImdsRetryAfter { .. } | Fault::ImdsReset { .. } => {
+                Service::Imds
+            }
+            Fault::NmiStatus { .. } | Fault::NmiReset { .. } => Service::Nmi,
         }
     }
 
@@ -143,7 +165,12 @@ impl Fault {
             | Fault::EntraStatus { count, .. }
             | Fault::ImdsStatus { count, .. }
             | Fault::NmiStatus { count, .. }
-            | Fault::KeyVaultReset { count } => count,
+            | Fault::EntraRetryAfter { count, .. }
+            | Fault::ImdsRetryAfter { count, .. }
+            | Fault::KeyVaultReset { count }
+            | Fault::EntraReset { count }
+            | Fault::ImdsReset { count }
+            | Fault::NmiReset { count } => count,
         }
     }
 }

@@ -38,6 +38,15 @@ async fn begin(shared: &Shared, service: Service) -> Option<Fault> {
     shared.lock().take_fault(service)
 }
 
+/// Adds `Retry-After: <seconds>` to an injected failure.
+fn with_retry_after(mut response: Response<Body>, seconds: u64) -> Response<Body> {
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(seconds),
+    );
+    response
+}
+
 // ---- Entra ID ----
 
 /// An Entra ID error: `(status, error, AADSTS number, description)`.
@@ -62,12 +71,7 @@ impl EntraError {
 /// `POST /{tenant}/oauth2/v2.0/token`.
 /// `host` is the original (production) host, which a certificate assertion's `aud` must name.
 pub(super) async fn entra(shared: &Shared, host: &str, parts: &Parts, body: Body) -> Outcome {
-    if let Some(Fault::EntraStatus {
-        status: code,
-        aadsts,
-        ..
-    }) = begin(shared, Service::Entra).await
-    {
+    let entra_fault = |code: u16, aadsts: &str| {
         let status = status(code);
         let number = aadsts.trim_start_matches("AADSTS").parse().unwrap_or(0);
         let error = if status.is_server_error() {
@@ -75,9 +79,26 @@ pub(super) async fn entra(shared: &Shared, host: &str, parts: &Parts, body: Body
         } else {
             "invalid_request"
         };
-        return Outcome::Reply(
-            EntraError(status, error, number, "Injected failure.".into()).response(),
-        );
+        EntraError(status, error, number, "Injected failure.".into()).response()
+    };
+    match begin(shared, Service::Entra).await {
+        Some(Fault::EntraStatus {
+            status: code,
+            aadsts,
+            ..
+        }) => return Outcome::Reply(entra_fault(code, aadsts)),
+        Some(Fault::EntraRetryAfter {
+            status: code,
+            retry_after_secs,
+            ..
+        }) => {
+            return Outcome::Reply(with_retry_after(
+                entra_fault(code, "AADSTS90033"),
+                retry_after_secs,
+            ));
+        }
+        Some(Fault::EntraReset { .. }) => return Outcome::Reset,
+        _ => {}
     }
     let form = match axum::body::to_bytes(body, 1 << 20).await {
         Ok(bytes) => url::form_urlencoded::parse(&bytes)
@@ -343,12 +364,18 @@ fn jwt_part(jwt: &str, index: usize) -> Option<serde_json::Map<String, Value>> {
 
 /// `GET /metadata/identity/oauth2/token?api-version=..&resource=..[&client_id=..]`.
 pub(super) async fn imds(shared: &Shared, parts: &Parts) -> Outcome {
-    if let Some(Fault::ImdsStatus { status: code, .. }) = begin(shared, Service::Imds).await {
-        return Outcome::Reply(imds_error(
-            status(code),
-            "unknown_error",
-            "Injected failure.",
-        ));
+    let imds_fault = |code: u16| imds_error(status(code), "unknown_error", "Injected failure.");
+    match begin(shared, Service::Imds).await {
+        Some(Fault::ImdsStatus { status: code, .. }) => return Outcome::Reply(imds_fault(code)),
+        Some(Fault::ImdsRetryAfter {
+            status: code,
+            retry_after_secs,
+            ..
+        }) => {
+            return Outcome::Reply(with_retry_after(imds_fault(code), retry_after_secs));
+        }
+        Some(Fault::ImdsReset { .. }) => return Outcome::Reset,
+        _ => {}
     }
     let metadata = parts.headers.get("metadata").and_then(|v| v.to_str().ok());
     if !metadata.is_some_and(|v| v.eq_ignore_ascii_case("true")) {
@@ -415,8 +442,12 @@ fn imds_error(status: StatusCode, error: &str, description: &str) -> Response<Bo
 
 /// `GET /host/token/?resource=..` with `podns` and `podname` headers.
 pub(super) async fn nmi(shared: &Shared, parts: &Parts) -> Outcome {
-    if let Some(Fault::NmiStatus { status: code, .. }) = begin(shared, Service::Nmi).await {
-        return Outcome::Reply(text(status(code), "injected failure"));
+    match begin(shared, Service::Nmi).await {
+        Some(Fault::NmiStatus { status: code, .. }) => {
+            return Outcome::Reply(text(status(code), "injected failure"));
+        }
+        Some(Fault::NmiReset { .. }) => return Outcome::Reset,
+        _ => {}
     }
     let header = |name: &str| {
         parts
