@@ -284,6 +284,8 @@ struct State {
     /// Every Nth Key Vault request meets a fault (0 = off), cycling 503, 429, reset.
     keyvault_fault_every: u64,
     keyvault_seen: u64,
+    /// Key Vault's service limit, if set: requests per window, 429 with `Retry-After` beyond.
+    rate_limit: Option<RateLimit>,
     keyvault_latency: Duration,
     token_latency: Duration,
     counts: Counts,
@@ -306,6 +308,7 @@ impl Default for State {
             faults: Vec::new(),
             keyvault_fault_every: 0,
             keyvault_seen: 0,
+            rate_limit: None,
             keyvault_latency: Duration::ZERO,
             token_latency: Duration::ZERO,
             counts: Counts::default(),
@@ -369,6 +372,43 @@ impl State {
         self.remember_sensitive(&token);
         (token, lifetime)
     }
+}
+
+/// A Key Vault-style service limit: at most `capacity` requests per fixed window; beyond it, 429
+/// with `Retry-After` to the end of the window (whole seconds, at least 1).
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    capacity: u64,
+    window: Duration,
+    started: Instant,
+    /// Requests received in each window so far (the last one is the current window).
+    per_window: Vec<u64>,
+    throttled: u64,
+}
+
+impl RateLimit {
+    /// `Some(retry_after_secs)` when this request is over the limit.
+    pub(crate) fn admit(&mut self) -> Option<u64> {
+        let elapsed = self.started.elapsed();
+        let index = (elapsed.as_nanos() / self.window.as_nanos().max(1)) as usize;
+        if self.per_window.len() <= index {
+            self.per_window.resize(index + 1, 0);
+        }
+        self.per_window[index] += 1;
+        if self.per_window[index] <= self.capacity {
+            return None;
+        }
+        self.throttled += 1;
+        let end = self.window * (index as u32 + 1);
+        Some(end.saturating_sub(elapsed).as_secs_f64().ceil().max(1.0) as u64)
+    }
+}
+
+/// What the rate limit saw: requests per window and 429s answered.
+#[derive(Clone, Debug, Default)]
+pub struct RateStats {
+    pub per_window: Vec<u64>,
+    pub throttled: u64,
 }
 
 /// State shared between the handle and the server tasks.
@@ -646,6 +686,31 @@ impl FakeAzure {
             vault.to_ascii_lowercase(),
             resource.trim_end_matches('/').to_string(),
         );
+    }
+
+    /// Key Vault admits at most `capacity` requests per `window` (counted from now); beyond it, it
+    /// answers 429 with `Retry-After` to the end of the window. `None` lifts the limit.
+    pub fn set_rate_limit(&self, limit: Option<(u64, Duration)>) {
+        self.shared.lock().rate_limit = limit.map(|(capacity, window)| RateLimit {
+            capacity,
+            window,
+            started: Instant::now(),
+            per_window: Vec::new(),
+            throttled: 0,
+        });
+    }
+
+    /// Requests per window and 429s since [`Self::set_rate_limit`].
+    pub fn rate_stats(&self) -> RateStats {
+        self.shared
+            .lock()
+            .rate_limit
+            .as_ref()
+            .map(|r| RateStats {
+                per_window: r.per_window.clone(),
+                throttled: r.throttled,
+            })
+            .unwrap_or_default()
     }
 
     /// Access-token lifetime the fake issues (default 1 h).

@@ -103,12 +103,19 @@ impl<'a> Vault<'a> {
 }
 
 pub(super) async fn handle(shared: &Shared, host: &str, parts: &Parts) -> Outcome {
-    let latency = {
+    let (latency, over_limit) = {
         let mut state = shared.lock();
         state.counts.keyvault += 1;
-        state.keyvault_latency
+        let over = state.rate_limit.as_mut().and_then(|r| r.admit());
+        (state.keyvault_latency, over)
     };
     tokio::time::sleep(latency).await;
+    if let Some(retry_after_secs) = over_limit {
+        return fault_outcome(&Fault::KeyVaultThrottle {
+            count: 1,
+            retry_after_secs,
+        });
+    }
     let fault = shared.lock().take_fault(Service::KeyVault);
     if let Some(fault) = fault {
         return fault_outcome(&fault);
