@@ -25,7 +25,7 @@ use super::body_limit::BodyLimit;
 use super::coalesce::{Role, SingleFlight, TtlCache};
 use super::errors::{Failure, deadline_exceeded, missing};
 use super::exchange_metrics::ExchangeMetrics;
-use super::retry::{backoff, with_jitter};
+use super::retry::{backoff, spread_retry, with_jitter};
 use super::scope::{ScopeBook, ScopeSeed};
 use super::throttle::VaultBackoff;
 use super::{Fetched, KvError, KvErrorKind, VersionInfo};
@@ -695,14 +695,21 @@ impl Inner {
         attempt: u32,
         deadline: Instant,
     ) -> Result<(), KvError> {
-        let wait = failure
-            .retry_after
-            .map(with_jitter)
-            .unwrap_or_else(|| backoff(attempt));
-        let resume = Instant::now() + wait;
+        let now = Instant::now();
+        let wait = match failure.retry_after {
+            // Throttled callers spread over the window after the one that turned them away.
+            Some(asked) if failure.throttled => {
+                spread_retry(asked, deadline.saturating_duration_since(now))
+            }
+            Some(asked) => with_jitter(asked),
+            None => backoff(attempt),
+        };
+        let resume = now + wait;
         if failure.throttled {
             metrics().throttled(&self.host);
-            self.shared.backoff.throttle(&self.host, resume);
+            // Every other caller of the vault waits for what Key Vault asked, then spreads too.
+            let quiet = failure.retry_after.map_or(resume, |asked| now + asked);
+            self.shared.backoff.throttle(&self.host, quiet);
         }
         if resume >= deadline {
             return Err(failure.out_of_time());

@@ -1,5 +1,6 @@
 //! How long to wait before the next attempt: jittered exponential back-off, or the service's
-//! `Retry-After` plus a little jitter so throttled callers do not return in lockstep.
+//! `Retry-After` plus a little jitter so throttled callers do not return in lockstep; Key Vault
+//! throttling spreads its callers over one more window (`spread_retry`).
 
 use std::time::Duration;
 
@@ -26,6 +27,19 @@ pub(crate) fn with_jitter(wait: Duration) -> Duration {
     wait + rand::rng().random_range(Duration::ZERO..=spread)
 }
 
+/// Longest extra wait added to a throttled caller's wait: Key Vault's throttling window.
+pub(crate) const MAX_SPREAD: Duration = Duration::from_secs(10);
+
+/// A throttled Key Vault caller's wait: what the vault asked (`Retry-After`, or until the
+/// vault's back-off ends), then a uniformly random share of as long again (at most
+/// [`MAX_SPREAD`]), so the callers one window turned away, on every node, come back spread over
+/// the next window rather than all at its start (no retry storm). The extra share is cut to
+/// half of what `room` (the time to the deadline) leaves after `wait`.
+pub(crate) fn spread_retry(wait: Duration, room: Duration) -> Duration {
+    let spread = wait.min(MAX_SPREAD).min(room.saturating_sub(wait) / 2);
+    wait + rand::rng().random_range(Duration::ZERO..=spread)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,6 +54,24 @@ mod tests {
             assert!(d >= ceiling / 4 && d <= ceiling, "{attempt}: {d:?}");
         }
         assert!(backoff(30) <= MAX_DELAY);
+    }
+
+    #[test]
+    fn throttled_waits_spread_over_one_more_window_within_the_deadline() {
+        let asked = Duration::from_secs(2);
+        for _ in 0..100 {
+            let d = spread_retry(asked, Duration::from_secs(60));
+            assert!(d >= asked && d <= asked * 2, "{d:?}");
+            let d = spread_retry(asked, Duration::from_secs(3));
+            assert!(d >= asked && d <= Duration::from_millis(2500), "{d:?}");
+            assert_eq!(spread_retry(asked, Duration::from_secs(1)), asked);
+        }
+        let d = spread_retry(Duration::from_secs(30), Duration::from_secs(600));
+        assert!(d <= Duration::from_secs(30) + MAX_SPREAD);
+        assert_eq!(
+            spread_retry(Duration::ZERO, Duration::from_secs(5)),
+            Duration::ZERO
+        );
     }
 
     #[test]

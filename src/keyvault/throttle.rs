@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::KvError;
 use super::errors::deadline_exceeded;
-use super::retry::with_jitter;
+use super::retry::spread_retry;
 
 /// Vault host → the time before which no request should be sent.
 #[derive(Debug, Default)]
@@ -51,9 +51,13 @@ impl VaultBackoff {
             });
         }
         // Spread the waiters a little so they do not all return at the same instant.
-        let wait = with_jitter(until.saturating_duration_since(Instant::now()));
+        let now = Instant::now();
+        let wait = spread_retry(
+            until.saturating_duration_since(now),
+            deadline.saturating_duration_since(now),
+        );
         crate::telemetry::metrics().backoff(wait.as_secs_f64());
-        tokio::time::sleep_until((Instant::now() + wait).min(deadline)).await;
+        tokio::time::sleep_until((now + wait).min(deadline)).await;
         Ok(())
     }
 
