@@ -15,7 +15,7 @@ use super::{
     MAX_SECRET_KEYS, MAX_SECRETS_BYTES, MAX_VAULTS_PER_MOUNT, MountRequest, ObjectSpec, PodInfo,
     RequestDefaults, RequestError, json_error, objects, short,
 };
-use crate::config::parse_go_bool;
+use crate::go::parse_go_bool;
 use crate::pb;
 
 type Parameters = BTreeMap<String, String>;

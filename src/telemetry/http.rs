@@ -50,7 +50,7 @@ use super::exposition::{
 };
 use super::health::check_grpc_health;
 use super::metrics::Metrics;
-use crate::server::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// Largest buffer hyper keeps for one connection's request head (headers included); a longer
 /// head is answered `431` and the connection closed.
