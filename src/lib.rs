@@ -20,6 +20,7 @@ pub mod provider;
 pub mod request;
 pub mod sensitive;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 pub mod text;
 pub mod tools;

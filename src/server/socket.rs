@@ -182,9 +182,7 @@ fn remove_stale(path: &Path) -> Result<(), ServerError> {
 
 fn bind_owner_only(path: &Path) -> io::Result<UnixListener> {
     // A poisoned lock only means another bind panicked; the umask was restored by its guard.
-    let _lock = UMASK_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _lock = crate::sync::lock(&UMASK_LOCK);
     let _umask = UmaskGuard::set(BIND_UMASK);
     UnixListener::bind(path)
 }

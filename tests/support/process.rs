@@ -118,12 +118,7 @@ impl ProviderProcess {
     /// Every stderr line received since the last call (the first call includes the startup
     /// lines).
     pub fn drain_logs(&self) -> Vec<String> {
-        let mut lines = std::mem::take(
-            &mut *self
-                .startup_logs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let mut lines = std::mem::take(&mut *akv_csi_provider::sync::lock(&self.startup_logs));
         lines.extend(self.logs.try_iter());
         lines
     }
