@@ -537,6 +537,8 @@ struct OpenHow {
 /// `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS` (an escape fails with `EXDEV` before
 /// anything outside is touched); where the kernel or a seccomp profile lacks `openat2`, a plain
 /// non-blocking open, which the caller's real-path check confines. Returns the directory too.
+// openat2(2) (RESOLVE_BENEATH) has no safe wrapper in std.
+#[allow(unsafe_code)]
 fn open_beneath(dir: &Path, path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
     let dir_file = std::fs::OpenOptions::new()
         .read(true)
@@ -586,6 +588,8 @@ fn fd_path(file: &std::fs::File) -> std::io::Result<PathBuf> {
 }
 
 /// Whether the descriptor's filesystem is one of [`PSEUDO_FILESYSTEMS`] (or cannot be told).
+// fstatfs(2) has no safe wrapper in std.
+#[allow(unsafe_code)]
 fn on_pseudo_filesystem(file: &std::fs::File) -> bool {
     // SAFETY: `statfs` is plain old data; fstatfs fills it for a valid descriptor.
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };

@@ -190,6 +190,8 @@ fn bind_owner_only(path: &Path) -> io::Result<UnixListener> {
 /// Sets the process umask and restores the previous one when dropped.
 struct UmaskGuard(libc::mode_t);
 
+// umask(2) has no safe wrapper in std; the one FFI call of the socket code.
+#[allow(unsafe_code)]
 impl UmaskGuard {
     fn set(mask: libc::mode_t) -> Self {
         // SAFETY: umask(2) only swaps the process file-mode creation mask; it cannot fail and has
@@ -198,6 +200,7 @@ impl UmaskGuard {
     }
 }
 
+#[allow(unsafe_code)]
 impl Drop for UmaskGuard {
     fn drop(&mut self) {
         // SAFETY: as in `set`.

@@ -254,9 +254,9 @@ async fn two_certificates_of_one_client_never_share_an_entry() {
 
 #[tokio::test]
 async fn certificate_mount_end_to_end() {
+    use crate::support::provider::RunningProvider;
     use akv_csi_provider::provider::ProviderOptions;
     use serde_json::json;
-    use crate::support::provider::RunningProvider;
 
     let fake = FakeAzure::start().await;
     let (key, cert) = rsa_certificate("client");

@@ -124,6 +124,8 @@ impl ProviderProcess {
     }
 
     /// SIGTERM, then waits (30 s at most) for the exit.
+    // kill(2) has no safe wrapper in std (Child::kill sends SIGKILL, not SIGTERM).
+    #[allow(unsafe_code)]
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.pid() as i32;
         // SAFETY: sending a signal to our own child process.
