@@ -53,7 +53,7 @@ const SCOPE_NAME: &str = "csi-secrets-store-provider-azure";
 /// A label value: kept when it looks like a class or an Azure or Kubernetes name
 /// (`[A-Za-z0-9._-]`, at most 127 characters), otherwise `invalid`. This is the guarantee that
 /// labels hold no free text.
-pub fn label(value: &str) -> String {
+pub(crate) fn label(value: &str) -> String {
     if well_formed(value) {
         value.to_owned()
     } else {
