@@ -10,17 +10,20 @@
 
 pub mod auth;
 pub mod blocking;
-pub mod cli;
-pub mod config;
 pub mod content;
+pub mod endpoint;
 pub mod error;
+pub mod flags;
+pub mod go;
 pub mod keyvault;
 pub mod provider;
 pub mod request;
 pub mod sensitive;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 pub mod text;
+pub mod tools;
 pub mod transport;
 
 /// Generated from `proto/service.proto` (the driver's provider API).

@@ -4,17 +4,17 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use akv_csi_provider::config::{self, Cli, Command, Flags};
+use akv_csi_provider::flags::{self, Cli, Command, Flags};
 use akv_csi_provider::provider::Provider;
 use akv_csi_provider::request::cloud;
 use akv_csi_provider::server::{self, Server};
 use akv_csi_provider::telemetry::{self, HealthConfig};
-use akv_csi_provider::{BUILD_VERSION, cli};
+use akv_csi_provider::{BUILD_VERSION, tools};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(config::go_style_args(
+    let cli = Cli::parse_from(flags::go_style_args(
         std::env::args_os().map(|a| a.to_string_lossy().into_owned()),
     ));
     let flags = &cli.flags;
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => runtime.block_on(serve(flags)),
         Some(Command::Check { files }) => {
-            let (report, ok) = cli::check(files, &flags.request_defaults());
+            let (report, ok) = tools::check(files, &flags.request_defaults());
             print!("{report}");
             return if ok {
                 ExitCode::SUCCESS
@@ -54,13 +54,13 @@ fn main() -> ExitCode {
         }
         Some(Command::Mount(args)) => runtime.block_on(async {
             let provider = Provider::new(flags.transport()?, flags.provider_options());
-            let versions = cli::mount(args, &provider).await?;
+            let versions = tools::mount(args, &provider).await?;
             print!("{versions}");
             Ok(())
         }),
         Some(Command::Probe(args)) => runtime.block_on(async {
             let endpoint = args.endpoint.as_deref().unwrap_or(&flags.endpoint);
-            print!("{}", cli::probe(endpoint, args.timeout).await?);
+            print!("{}", tools::probe(endpoint, args.timeout).await?);
             Ok(())
         }),
     };

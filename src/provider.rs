@@ -213,9 +213,7 @@ impl ResponseBudget {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BudgetState> {
         // Plain counters: a panic elsewhere cannot leave them inconsistent.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Waits until one more fetch may be in flight (see the type's doc).

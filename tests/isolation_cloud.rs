@@ -77,6 +77,8 @@ async fn stack_mount(socket: &Path, file: &str) -> Result<Vec<u8>, (Code, String
         .map_err(|s| (s.code(), s.message().to_owned()))
 }
 
+// mkfifo(3) has no safe wrapper in std.
+#[allow(unsafe_code)]
 fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.

@@ -21,9 +21,7 @@ static ONE_FLOOD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs one flood test on its own runtime, after the previous one ended.
 fn serially(test: impl std::future::Future<Output = ()>) {
-    let _turn = ONE_FLOOD_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = akv_csi_provider::sync::lock(&ONE_FLOOD_AT_A_TIME);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -27,7 +27,7 @@
 //! [`Transport::certificate_probe`]), so a test transport reaches loopback only.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, Url};
@@ -286,9 +286,7 @@ impl TokenProxy {
         }
         let timeout = self.options.probe_timeout;
         let recent_failure = || {
-            self.probe_failure
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
+            crate::sync::lock(&self.probe_failure)
                 .as_ref()
                 .filter(|(at, _)| at.elapsed() < PROBE_RETRY_AFTER)
                 .map(|(_, e)| e.clone())
@@ -310,10 +308,7 @@ impl TokenProxy {
                     )),
                 };
                 if let Err(error) = &result {
-                    *self
-                        .probe_failure
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) =
+                    *crate::sync::lock(&self.probe_failure) =
                         Some((std::time::Instant::now(), error.clone()));
                 }
                 result
@@ -375,7 +370,7 @@ impl TokenProxy {
     async fn client(&self, server_name: &str) -> Result<Arc<ServerNameClient>, AuthError> {
         let ca = self.read_ca().await?;
         {
-            let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+            let current = crate::sync::lock(&self.current);
             if let Some(current) = current.as_ref() {
                 let same = match &ca {
                     CaFile::Absent => current.ca.is_none(),
@@ -411,7 +406,7 @@ impl TokenProxy {
                     )
                 })?;
         let client = Arc::new(client);
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Current {
+        *crate::sync::lock(&self.current) = Some(Current {
             ca,
             client: client.clone(),
         });

@@ -37,7 +37,7 @@ use crate::transport::Transport;
 /// Default of `--auth-max-retries`: retries after the first attempt of one token request.
 pub const DEFAULT_AUTH_MAX_RETRIES: u32 = 3;
 /// How long a token request made outside any mount may keep retrying.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_secs(30);
 
 tokio::task_local! {
     static DEADLINE: Instant;

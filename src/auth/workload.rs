@@ -9,7 +9,7 @@
 //! token; only if Entra ID accepts it does the mount share the entry. Refreshes use the freshest
 //! accepted token (latest `exp`).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::{AccessToken, TokenCredential};
 use azure_core::http::{ClientMethodOptions, ClientOptions};
@@ -49,7 +49,7 @@ struct Accepted {
 
 impl WorkloadState {
     fn accepted(&self) -> std::sync::MutexGuard<'_, Accepted> {
-        self.accepted.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.accepted)
     }
 
     /// Whether Entra ID accepted exactly this token (and it has not expired).

@@ -19,7 +19,7 @@ pub(crate) enum Curve {
 
 impl Curve {
     /// From a JWK `crv`.
-    pub fn from_jwk(crv: &str) -> Result<Self, ContentError> {
+    pub(crate) fn from_jwk(crv: &str) -> Result<Self, ContentError> {
         match crv {
             "P-256" => Ok(Self::P256),
             "P-384" => Ok(Self::P384),
@@ -29,13 +29,13 @@ impl Curve {
     }
 
     /// From a namedCurve OID.
-    pub fn from_oid(oid: ObjectIdentifier) -> Option<Self> {
+    pub(crate) fn from_oid(oid: ObjectIdentifier) -> Option<Self> {
         [Self::P256, Self::P384, Self::P521]
             .into_iter()
             .find(|c| c.oid() == oid)
     }
 
-    pub fn oid(self) -> ObjectIdentifier {
+    pub(crate) fn oid(self) -> ObjectIdentifier {
         match self {
             Self::P256 => p256::NistP256::OID,
             Self::P384 => p384::NistP384::OID,
@@ -44,7 +44,7 @@ impl Curve {
     }
 
     /// Bytes of a coordinate or a private scalar.
-    pub fn field_len(self) -> usize {
+    pub(crate) fn field_len(self) -> usize {
         match self {
             Self::P256 => 32,
             Self::P384 => 48,
@@ -54,7 +54,7 @@ impl Curve {
 
     /// `value` as an unsigned big-endian integer of exactly [`Self::field_len`] bytes; `None` if
     /// it does not fit.
-    pub fn left_pad(self, value: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn left_pad(self, value: &[u8]) -> Option<Vec<u8>> {
         let significant = &value[value.iter().take_while(|&&b| b == 0).count()..];
         let mut out = vec![0; self.field_len().checked_sub(significant.len())?];
         out.extend_from_slice(significant);
@@ -62,7 +62,7 @@ impl Curve {
     }
 
     /// `PUBLIC KEY` PEM of an uncompressed point `04 || x || y`; fails if it is not on the curve.
-    pub fn public_key_pem(self, point: &[u8]) -> Result<String, ContentError> {
+    pub(crate) fn public_key_pem(self, point: &[u8]) -> Result<String, ContentError> {
         match self {
             Self::P256 => spki_pem::<p256::NistP256>(point),
             Self::P384 => spki_pem::<p384::NistP384>(point),
@@ -71,7 +71,7 @@ impl Curve {
     }
 
     /// Uncompressed public point of a private scalar of exactly [`Self::field_len`] bytes.
-    pub fn public_point(self, scalar: &[u8]) -> Result<Vec<u8>, ContentError> {
+    pub(crate) fn public_point(self, scalar: &[u8]) -> Result<Vec<u8>, ContentError> {
         match self {
             Self::P256 => point_of::<p256::NistP256>(scalar),
             Self::P384 => point_of::<p384::NistP384>(scalar),

@@ -8,7 +8,7 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use super::ContentError;
-use crate::request::ObjectEncoding;
+use super::ObjectEncoding;
 
 /// Go's `base64.StdEncoding` (not `.Strict()`): padding required, trailing bits ignored.
 const GO_STD: GeneralPurpose = GeneralPurpose::new(

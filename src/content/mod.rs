@@ -23,8 +23,24 @@ pub mod pfx_limits;
 #[path = "../../tests/pkcs12_der/mod.rs"]
 mod pkcs12_der;
 
-use crate::request::{ObjectEncoding, ObjectFormat};
 use crate::sensitive::Sensitive;
+
+/// `objectFormat`: how a certificate's secret is written (the SPC parameter of that name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ObjectFormat {
+    #[default]
+    Pem,
+    Pfx,
+}
+
+/// `objectEncoding`: how a secret's bytes are encoded in the file (the SPC parameter of that name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ObjectEncoding {
+    #[default]
+    Utf8,
+    Base64,
+    Hex,
+}
 
 /// Process-wide output options (flags `--construct-pem-chain`, `--write-cert-and-key-in-separate-files`).
 #[derive(Clone, Copy, Debug)]

@@ -30,7 +30,7 @@ pub(crate) struct Block {
 }
 
 impl Block {
-    pub fn is_certificate(&self) -> bool {
+    pub(crate) fn is_certificate(&self) -> bool {
         self.label == b"CERTIFICATE"
     }
 }

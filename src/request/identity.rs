@@ -63,14 +63,14 @@ pub(super) struct IdentityInput<'a> {
 }
 
 /// Longest DNS name (RFC 1035) accepted as a tenant.
-pub const MAX_TENANT_DNS_NAME: usize = 253;
+pub(crate) const MAX_TENANT_DNS_NAME: usize = 253;
 /// Longest ARM resource ID accepted as `userAssignedIdentityID`.
-pub const MAX_ARM_ID: usize = 512;
+pub(crate) const MAX_ARM_ID: usize = 512;
 /// Longest AD FS client identifier accepted.
 const MAX_ADFS_CLIENT_ID: usize = 256;
 
 /// `8-4-4-4-12` hexadecimal digits.
-pub fn is_guid(value: &str) -> bool {
+pub(crate) fn is_guid(value: &str) -> bool {
     let groups: Vec<&str> = value.split('-').collect();
     groups.len() == 5
         && groups
@@ -135,7 +135,7 @@ fn check_user_assigned_identity_id(value: &str) -> Result<(), String> {
 }
 
 /// An ARM resource ID of a user-assigned managed identity (segment names in any case).
-pub fn is_arm_identity_id(value: &str) -> bool {
+pub(crate) fn is_arm_identity_id(value: &str) -> bool {
     if value.len() > MAX_ARM_ID || !value.bytes().all(|b| b.is_ascii_graphic()) {
         return false;
     }

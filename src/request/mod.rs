@@ -18,6 +18,8 @@ mod identity;
 mod objects;
 mod parse;
 
+/// Defined beside the conversions they select; re-exported as part of an [`ObjectSpec`].
+pub use crate::content::{ObjectEncoding, ObjectFormat};
 pub use cloud::CloudEnvironment;
 pub use identity::{
     IDENTITY_BINDING_AUDIENCE, SERVICE_ACCOUNT_TOKENS, WORKLOAD_IDENTITY_AUDIENCE,
@@ -175,21 +177,6 @@ impl fmt::Display for ObjectType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ObjectFormat {
-    #[default]
-    Pem,
-    Pfx,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ObjectEncoding {
-    #[default]
-    Utf8,
-    Base64,
-    Hex,
 }
 
 /// One entry of `objects`, trimmed and validated.

@@ -1,7 +1,7 @@
 //! The driver-facing side: the Unix socket, the gRPC services (`v1alpha1.CSIDriverProvider`,
 //! `grpc.health.v1.Health`) and graceful shutdown.
 //!
-//! - [`parse_endpoint`] reads `--endpoint` as the Go provider does (`unix://…` or `tcp://…`).
+//! - [`parse_endpoint`] (from [`crate::endpoint`]) reads `--endpoint` as the Go provider does.
 //! - [`Server::bind`] creates the listener (a stale socket is replaced, the new one is owner-only,
 //!   see [`socket`]), so bind errors surface before serving and tests know when the socket is
 //!   ready; [`Server::serve`] then serves until the shutdown future resolves.
@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 use tonic_health::ServingStatus;
 
+pub use crate::endpoint::{Endpoint, InvalidEndpoint, parse_endpoint};
 use crate::pb;
 use crate::pb::csi_driver_provider_server::CsiDriverProviderServer;
 pub use service::parse_grpc_timeout;
@@ -50,29 +51,13 @@ pub trait MountHandler: Send + Sync + 'static {
     ) -> Result<pb::MountResponse, tonic::Status>;
 }
 
-/// Where to listen: `unix:///path/azure.sock` or `tcp://host:port`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    Unix(std::path::PathBuf),
-    Tcp(String),
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
-            Endpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
-        }
-    }
-}
-
 type Handler = Arc<dyn MountHandler>;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("invalid endpoint: {0}")]
-    InvalidEndpoint(String),
+    #[error(transparent)]
+    InvalidEndpoint(#[from] InvalidEndpoint),
     #[error("refusing to replace {path}: it is a {kind}, not a socket")]
     NotASocket { path: PathBuf, kind: &'static str },
     #[error("cannot inspect {path}: {source}")]
@@ -93,29 +78,6 @@ pub enum ServerError {
     Permissions { path: PathBuf, source: io::Error },
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
-}
-
-/// Parses `--endpoint` like the Go provider: a case-insensitive `unix://` or `tcp://` prefix and a
-/// non-empty address. A relative Unix path is made absolute by prefixing `/`, as the Go provider
-/// does (`unix://tmp/azure.sock` → `/tmp/azure.sock`).
-pub fn parse_endpoint(s: &str) -> Result<Endpoint, ServerError> {
-    let invalid = || ServerError::InvalidEndpoint(s.to_owned());
-    let (scheme, address) = s.split_once("://").ok_or_else(invalid)?;
-    if address.is_empty() {
-        return Err(invalid());
-    }
-    if scheme.eq_ignore_ascii_case("unix") {
-        let path = if address.starts_with('/') {
-            address.to_owned()
-        } else {
-            format!("/{address}")
-        };
-        Ok(Endpoint::Unix(PathBuf::from(path)))
-    } else if scheme.eq_ignore_ascii_case("tcp") {
-        Ok(Endpoint::Tcp(address.to_owned()))
-    } else {
-        Err(invalid())
-    }
 }
 
 /// How the gRPC endpoint may be bound.
@@ -332,42 +294,6 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn endpoints_like_upstream() {
-        assert_eq!(
-            parse_endpoint("unix:///provider/azure.sock").unwrap(),
-            Endpoint::Unix("/provider/azure.sock".into())
-        );
-        assert_eq!(
-            parse_endpoint("tcp://:7777").unwrap(),
-            Endpoint::Tcp(":7777".into())
-        );
-        assert_eq!(
-            parse_endpoint("TCP://127.0.0.1:1").unwrap(),
-            Endpoint::Tcp("127.0.0.1:1".into())
-        );
-        assert_eq!(
-            parse_endpoint("UNIX:///a.sock").unwrap(),
-            Endpoint::Unix("/a.sock".into())
-        );
-        assert_eq!(
-            parse_endpoint("unix://tmp/azure.sock").unwrap(),
-            Endpoint::Unix("/tmp/azure.sock".into())
-        );
-        for bad in [
-            "udp:///provider/azure.sock",
-            "unix://",
-            "tcp://",
-            "",
-            "/provider/azure.sock",
-            "unix:/a",
-            "http://x:1",
-        ] {
-            let err = parse_endpoint(bad).unwrap_err();
-            assert_eq!(err.to_string(), format!("invalid endpoint: {bad}"));
-        }
-    }
-
     #[tokio::test]
     async fn tcp_endpoints_are_loopback_unless_allowed() {
         for loopback in ["tcp://127.0.0.1:0", "tcp://localhost:0"] {
@@ -393,13 +319,6 @@ mod tests {
                 Server::bind_with(&endpoint, &allowed).await.is_ok(),
                 "{remote}"
             );
-        }
-    }
-
-    #[test]
-    fn endpoint_display_round_trips() {
-        for s in ["unix:///provider/azure.sock", "tcp://127.0.0.1:7777"] {
-            assert_eq!(parse_endpoint(s).unwrap().to_string(), s);
         }
     }
 }

@@ -19,8 +19,8 @@ use crate::pb;
 const API_VERSION: &str = "v1alpha1";
 
 /// Full method names, the `grpc_method` label values.
-pub const VERSION_METHOD: &str = "/v1alpha1.CSIDriverProvider/Version";
-pub const MOUNT_METHOD: &str = "/v1alpha1.CSIDriverProvider/Mount";
+pub(crate) const VERSION_METHOD: &str = "/v1alpha1.CSIDriverProvider/Version";
+pub(crate) const MOUNT_METHOD: &str = "/v1alpha1.CSIDriverProvider/Mount";
 
 /// Records a call in `grpc_request` when dropped: with the code it ended with, or `Cancelled`
 /// when the caller went away first (tonic drops the handler's future).
@@ -104,7 +104,7 @@ impl pb::csi_driver_provider_server::CsiDriverProvider for ProviderService {
 
 /// `status` with its message cut to [`crate::text::MAX_STATUS_BYTES`] (code kept; details and
 /// metadata, which we never set, dropped).
-pub fn capped(status: &Status) -> Status {
+pub(crate) fn capped(status: &Status) -> Status {
     match crate::text::status_message(status.message()) {
         std::borrow::Cow::Borrowed(_) => status.clone(),
         std::borrow::Cow::Owned(message) => Status::new(status.code(), message),

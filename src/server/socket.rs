@@ -182,9 +182,7 @@ fn remove_stale(path: &Path) -> Result<(), ServerError> {
 
 fn bind_owner_only(path: &Path) -> io::Result<UnixListener> {
     // A poisoned lock only means another bind panicked; the umask was restored by its guard.
-    let _lock = UMASK_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _lock = crate::sync::lock(&UMASK_LOCK);
     let _umask = UmaskGuard::set(BIND_UMASK);
     UnixListener::bind(path)
 }
@@ -192,6 +190,8 @@ fn bind_owner_only(path: &Path) -> io::Result<UnixListener> {
 /// Sets the process umask and restores the previous one when dropped.
 struct UmaskGuard(libc::mode_t);
 
+// umask(2) has no safe wrapper in std; the one FFI call of the socket code.
+#[allow(unsafe_code)]
 impl UmaskGuard {
     fn set(mask: libc::mode_t) -> Self {
         // SAFETY: umask(2) only swaps the process file-mode creation mask; it cannot fail and has
@@ -200,6 +200,7 @@ impl UmaskGuard {
     }
 }
 
+#[allow(unsafe_code)]
 impl Drop for UmaskGuard {
     fn drop(&mut self) {
         // SAFETY: as in `set`.

@@ -11,7 +11,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::server::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// Checks that the provider's gRPC server at `endpoint` reports `SERVING` within `timeout`
 /// (connecting included). The error is a one-line reason fit for the `/healthz` body.
@@ -23,13 +23,9 @@ pub async fn check_grpc_health(endpoint: &Endpoint, timeout: Duration) -> Result
 }
 
 async fn check(endpoint: &Endpoint) -> Result<(), String> {
-    let channel = connect(endpoint).await.map_err(|e| {
-        format!(
-            "cannot connect to {}: {}",
-            describe(endpoint),
-            error_chain(&e)
-        )
-    })?;
+    let channel = connect(endpoint)
+        .await
+        .map_err(|e| format!("cannot connect to {endpoint}: {}", error_chain(&e)))?;
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest::default())
         .await
@@ -69,13 +65,6 @@ pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::trans
 /// A byte stream of either kind of endpoint.
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Stream for T {}
-
-fn describe(endpoint: &Endpoint) -> String {
-    match endpoint {
-        Endpoint::Unix(path) => format!("unix://{}", path.display()),
-        Endpoint::Tcp(address) => format!("tcp://{address}"),
-    }
-}
 
 /// `error: cause: cause...`, without repeats — tonic's transport errors say little without their sources.
 pub(crate) fn error_chain(error: &dyn Error) -> String {

@@ -32,7 +32,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -50,7 +50,7 @@ use super::exposition::{
 };
 use super::health::check_grpc_health;
 use super::metrics::Metrics;
-use crate::server::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// Largest buffer hyper keeps for one connection's request head (headers included); a longer
 /// head is answered `431` and the connection closed.
@@ -325,7 +325,7 @@ impl Slots {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotTable> {
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.table)
     }
 
     fn open(&self) -> usize {

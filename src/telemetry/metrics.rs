@@ -3,8 +3,8 @@
 //! The metric names, labels and semantics are documented on [`Metrics`] and in `docs/metrics.md`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -53,7 +53,7 @@ const SCOPE_NAME: &str = "csi-secrets-store-provider-azure";
 /// A label value: kept when it looks like a class or an Azure or Kubernetes name
 /// (`[A-Za-z0-9._-]`, at most 127 characters), otherwise `invalid`. This is the guarantee that
 /// labels hold no free text.
-pub fn label(value: &str) -> String {
+pub(crate) fn label(value: &str) -> String {
     if well_formed(value) {
         value.to_owned()
     } else {
@@ -238,7 +238,7 @@ impl ExpiryGauges {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ExpiryState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 
     fn set(&self, object: CertificateObject, served: Served) {
@@ -361,7 +361,7 @@ impl ObjectNames {
         if !valid {
             return INVALID_OBJECT_NAME.to_owned();
         }
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = crate::sync::lock(&self.seen);
         let key = (object_type.to_owned(), name.to_owned());
         if seen.contains(&key) {
             return name.to_owned();

@@ -118,17 +118,14 @@ impl ProviderProcess {
     /// Every stderr line received since the last call (the first call includes the startup
     /// lines).
     pub fn drain_logs(&self) -> Vec<String> {
-        let mut lines = std::mem::take(
-            &mut *self
-                .startup_logs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let mut lines = std::mem::take(&mut *akv_csi_provider::sync::lock(&self.startup_logs));
         lines.extend(self.logs.try_iter());
         lines
     }
 
     /// SIGTERM, then waits (30 s at most) for the exit.
+    // kill(2) has no safe wrapper in std (Child::kill sends SIGKILL, not SIGTERM).
+    #[allow(unsafe_code)]
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.pid() as i32;
         // SAFETY: sending a signal to our own child process.

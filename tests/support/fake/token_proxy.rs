@@ -70,7 +70,7 @@ struct ProxyShared {
 
 impl ProxyShared {
     fn lock(&self) -> MutexGuard<'_, ProxyState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        akv_csi_provider::sync::lock(&self.state)
     }
 }
 

@@ -11,56 +11,11 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::content::ContentOptions;
+use crate::go::{parse_go_bool, parse_go_duration};
 use crate::keyvault::KeyVaultOptions;
 use crate::provider::ProviderOptions;
 use crate::request::RequestDefaults;
 use crate::transport::{Transport, TransportOptions};
-
-/// Parses a boolean the way Go's `strconv.ParseBool` does.
-pub fn parse_go_bool(value: &str) -> Result<bool, String> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        other => Err(format!(
-            "strconv.ParseBool: parsing {other:?}: invalid syntax"
-        )),
-    }
-}
-
-/// Parses a Go duration such as `5s`, `250ms`, `1m30s`, `2h`.
-pub fn parse_go_duration(value: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {value:?} (examples: 5s, 250ms, 1m30s)");
-    let mut rest = value.trim();
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * seconds).map_err(|_| bad())?;
-    }
-    Ok(total)
-}
 
 /// Go's `flag` package accepts long flags with one dash (`-logtostderr=false`, `-vmodule=x=2`),
 /// and manifests written for the Go provider use that form; clap wants two. Rewrites every such
@@ -745,16 +700,5 @@ mod tests {
         );
         let help = Cli::command().render_long_help().to_string();
         assert!(!help.contains("redirect"), "{help}");
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(
-            parse_go_duration("250ms").unwrap(),
-            Duration::from_millis(250)
-        );
-        assert!(parse_go_duration("5").is_err());
-        assert!(parse_go_duration("abc").is_err());
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::MountArgs;
+use crate::flags::MountArgs;
 use crate::pb;
 use crate::provider::Provider;
 use crate::request::{self, RequestDefaults};
