@@ -27,7 +27,7 @@ pub(crate) struct BodyLimit {
 }
 
 impl BodyLimit {
-    pub fn policy(max_bytes: usize) -> Arc<dyn Policy> {
+    pub(super) fn policy(max_bytes: usize) -> Arc<dyn Policy> {
         Arc::new(Self { max_bytes })
     }
 }

@@ -64,7 +64,7 @@ pub(crate) struct RequestSlots {
 }
 
 impl RequestSlots {
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         let limit = limit.max(1);
         Self {
             limit,
@@ -788,7 +788,7 @@ impl RawVersion {
 
 /// Most versions of one object read from a listing: far above what objectVersionHistory can
 /// ask for, low enough that an object with an endless history cannot hold unbounded memory.
-pub const MAX_LISTED_VERSIONS: usize = 25_000;
+pub(super) const MAX_LISTED_VERSIONS: usize = 25_000;
 
 /// Every item of every page, at most [`MAX_LISTED_VERSIONS`].
 async fn collect<I>(

@@ -30,7 +30,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    pub fn classify(err: &azure_core::Error) -> Self {
+    pub(super) fn classify(err: &azure_core::Error) -> Self {
         match err.kind() {
             ErrorKind::HttpResponse {
                 status,
@@ -135,7 +135,7 @@ impl Failure {
     }
 
     /// The error when the wait before the next attempt would pass the deadline.
-    pub fn out_of_time(&self) -> KvError {
+    pub(super) fn out_of_time(&self) -> KvError {
         match (self.throttled, self.retry_after) {
             (true, Some(asked)) => KvError {
                 kind: KvErrorKind::Throttled,
@@ -157,7 +157,7 @@ impl Failure {
     }
 
     /// The error when the deadline passes after this failure.
-    pub fn timed_out(&self) -> KvError {
+    pub(super) fn timed_out(&self) -> KvError {
         KvError {
             kind: KvErrorKind::DeadlineExceeded,
             message: format!(
@@ -168,7 +168,7 @@ impl Failure {
     }
 
     /// The error when Key Vault also rejects the token acquired after a rejection.
-    pub fn rejected_again(self) -> KvError {
+    pub(super) fn rejected_again(self) -> KvError {
         KvError {
             kind: KvErrorKind::Unauthenticated,
             message: format!(
@@ -179,7 +179,7 @@ impl Failure {
     }
 
     /// The error after the last allowed attempt.
-    pub fn exhausted(self, attempts: u32) -> KvError {
+    pub(super) fn exhausted(self, attempts: u32) -> KvError {
         if !self.retryable || attempts <= 1 {
             return self.error;
         }

@@ -19,7 +19,7 @@ pub(crate) struct ExchangeMetrics {
 }
 
 impl ExchangeMetrics {
-    pub fn policy(object_type: ObjectType) -> Arc<dyn Policy> {
+    pub(super) fn policy(object_type: ObjectType) -> Arc<dyn Policy> {
         Arc::new(Self {
             object_type: object_type.as_str(),
         })

@@ -48,19 +48,19 @@ struct Book {
 }
 
 impl ScopeBook {
-    pub fn new(max_hosts: usize) -> Self {
+    pub(crate) fn new(max_hosts: usize) -> Self {
         Self {
             max_hosts: max_hosts.max(1),
             entries: Mutex::default(),
         }
     }
 
-    pub fn get(&self, host: &str) -> Option<String> {
+    pub(crate) fn get(&self, host: &str) -> Option<String> {
         self.lock().scopes.get(host).cloned()
     }
 
     /// Remembers `scope` for `host` (replacing what was known).
-    pub fn learn(&self, host: &str, scope: &str) {
+    pub(crate) fn learn(&self, host: &str, scope: &str) {
         let mut book = self.lock();
         if let Some(known) = book.scopes.get_mut(host) {
             if known != scope {
@@ -79,7 +79,7 @@ impl ScopeBook {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().scopes.len()
     }
 
@@ -159,7 +159,7 @@ pub(crate) struct ScopeSeed {
 }
 
 impl ScopeSeed {
-    pub fn new(host: String, trusted: Option<String>, book: Arc<ScopeBook>) -> Arc<Self> {
+    pub(super) fn new(host: String, trusted: Option<String>, book: Arc<ScopeBook>) -> Arc<Self> {
         Arc::new(Self {
             host,
             trusted,
@@ -169,7 +169,7 @@ impl ScopeSeed {
 
     /// The scope to authorise the first request with, if known: a learned one wins over the
     /// configured one (the vault said so).
-    pub fn known(&self) -> Option<String> {
+    pub(super) fn known(&self) -> Option<String> {
         self.book
             .get(&self.host)
             .or_else(|| self.trusted.clone())

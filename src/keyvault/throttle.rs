@@ -19,7 +19,7 @@ pub(crate) struct VaultBackoff {
 
 impl VaultBackoff {
     /// Records that `vault` asked for quiet until `until` (the later time wins).
-    pub fn throttle(&self, vault: &str, until: Instant) {
+    pub(crate) fn throttle(&self, vault: &str, until: Instant) {
         let mut map = self.lock();
         let now = Instant::now();
         map.retain(|_, t| *t > now);
@@ -28,7 +28,7 @@ impl VaultBackoff {
     }
 
     /// When `vault` may be called again, if it is still backing off.
-    pub fn until(&self, vault: &str) -> Option<Instant> {
+    pub(crate) fn until(&self, vault: &str) -> Option<Instant> {
         self.lock()
             .get(vault)
             .copied()
@@ -36,7 +36,7 @@ impl VaultBackoff {
     }
 
     /// Waits until `vault` may be called; fails at once if that is past `deadline`.
-    pub async fn wait(&self, vault: &str, deadline: Instant) -> Result<(), KvError> {
+    pub(crate) async fn wait(&self, vault: &str, deadline: Instant) -> Result<(), KvError> {
         let Some(until) = self.until(vault) else {
             return Ok(());
         };

@@ -3,6 +3,8 @@
 //! these before anything is decrypted. Shared by the unit tests of `content::pfx_limits` (via
 //! `#[path]`) and `tests/isolation_pkcs12.rs`.
 #![allow(dead_code)]
+// `pub` for the test crates that include this module, not a library API.
+#![allow(unreachable_pub)]
 
 use der::Encode;
 use der::asn1::ObjectIdentifier;

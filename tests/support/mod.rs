@@ -3,6 +3,8 @@
 //! the provider served in-process on a temporary socket ([`provider`]), and the binary as a child
 //! process with the isolation tests' attack harness ([`process`]).
 #![allow(dead_code)]
+// Items are `pub` for the test crates and benches that include this module, not for a library API.
+#![allow(unreachable_pub)]
 
 pub mod driver;
 pub mod fake;
