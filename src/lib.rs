@@ -9,6 +9,7 @@
 //! every Azure call goes through.
 
 pub mod auth;
+pub(crate) mod backoff;
 pub mod blocking;
 pub mod content;
 pub mod endpoint;

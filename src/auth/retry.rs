@@ -14,7 +14,7 @@
 //! - NMI: HTTP 5xx (its 403 and 404 name a pod without an identity).
 //!
 //! At most `--auth-max-retries` retries per token request, with jittered exponential back-off
-//! (the Key Vault client's, [`crate::keyvault::retry`]), or the service's `Retry-After` plus
+//! (the Key Vault client's, [`crate::backoff`]), or the service's `Retry-After` plus
 //! jitter; never past the mount's deadline ([`within_deadline`]): a wait that would end after it
 //! is not started and the last answer is returned as it is, and an attempt still running at the
 //! deadline is abandoned. A token request made outside a mount (tools, tests) gets
@@ -31,7 +31,7 @@ use azure_core::http::{AsyncRawResponse, HttpClient, Request};
 use azure_core::time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::keyvault::retry::{backoff, with_jitter};
+use crate::backoff::{backoff, with_jitter};
 use crate::transport::Transport;
 
 /// Default of `--auth-max-retries`: retries after the first attempt of one token request.

@@ -13,7 +13,7 @@
 //!
 //! Submodules: `client` (SDK clients and the retry loop), `errors` (classifying SDK errors),
 //! `exchange_metrics` (a per-request metrics policy), `body_limit` (the response-body cap),
-//! `retry` (back-off arithmetic), `scope` (pre-authorised first requests), `throttle` (per-vault back-off), `coalesce` (single-flight, TTL
+//! `scope` (pre-authorised first requests), `throttle` (per-vault back-off), `coalesce` (single-flight, TTL
 //! cache).
 
 mod body_limit;
@@ -21,7 +21,7 @@ mod client;
 pub mod coalesce;
 mod errors;
 mod exchange_metrics;
-pub(crate) mod retry;
+
 mod scope;
 mod throttle;
 

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::KvError;
 use super::errors::deadline_exceeded;
-use super::retry::spread_retry;
+use crate::backoff::spread_retry;
 
 /// Vault host → the time before which no request should be sent.
 #[derive(Debug, Default)]

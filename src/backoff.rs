@@ -1,4 +1,5 @@
-//! How long to wait before the next attempt: jittered exponential back-off, or the service's
+//! Back-off arithmetic shared by the Key Vault client and the identity retries: how long to wait
+//! before the next attempt: jittered exponential back-off, or the service's
 //! `Retry-After` plus a little jitter so throttled callers do not return in lockstep; Key Vault
 //! throttling spreads its callers over one more window (`spread_retry`).
 
