@@ -520,8 +520,20 @@ fn highest_verbosity_logs_our_trace_but_no_third_party_debug() {
         assert!(!logged.contains("leak"), "{logged}");
         if json {
             for line in logged.lines() {
-                serde_json::from_str::<serde_json::Value>(line)
+                let value = serde_json::from_str::<serde_json::Value>(line)
                     .unwrap_or_else(|e| panic!("{e}: {line}"));
+                // The Go provider's JSON logger (k8s.io/component-base logs/json): epoch
+                // milliseconds `ts`, `caller`, `msg`; `v` on info lines only; no level key.
+                let object = value.as_object().expect("one object per line");
+                assert!(object["ts"].is_number(), "{line}");
+                assert!(
+                    object["caller"].as_str().is_some_and(|c| c.contains(':')),
+                    "{line}"
+                );
+                assert!(object["msg"].is_string(), "{line}");
+                assert!(!object.contains_key("level"), "{line}");
+                let warning = object["msg"] == "third-party warning";
+                assert_eq!(object.contains_key("v"), !warning, "{line}");
             }
         }
     }
