@@ -49,6 +49,22 @@ pub fn log_line(text: &str) -> Cow<'_, str> {
     clip(text, MAX_LOG_LINE_BYTES)
 }
 
+/// The innermost non-empty message of an error's source chain (a refused connection, a
+/// certificate the TLS name does not match, a timeout): what is worth showing of an HTTP client's
+/// error, whose top-level message alone says little. Cut it with [`echo`] before showing it.
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(e) = current {
+        let part = e.to_string();
+        if !part.is_empty() {
+            text = part;
+        }
+        current = e.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -345,7 +345,7 @@ impl CertificateProbe {
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| root_cause(&e))?;
+            .map_err(|e| crate::text::root_cause(&e))?;
         response
             .extensions()
             .get::<reqwest::tls::TlsInfo>()
@@ -353,20 +353,6 @@ impl CertificateProbe {
             .map(<[u8]>::to_vec)
             .ok_or_else(|| "the server presented no certificate".to_string())
     }
-}
-
-/// The innermost cause of an error (reqwest's top-level message alone says little).
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(e) = current {
-        let part = e.to_string();
-        if !part.is_empty() {
-            text = part;
-        }
-        current = e.source();
-    }
-    text
 }
 
 #[derive(Debug)]

@@ -461,7 +461,7 @@ impl HttpClient for ProxyHttpClient {
         HttpClient::execute_request(client.as_ref(), &forwarded)
             .await
             .map_err(|e| {
-                let cause = root_cause(&e);
+                let cause = crate::text::root_cause(&e);
                 // A certificate the CA does not vouch for, or not for this name, is a setting to
                 // fix (--sni-name, --token-proxy-ca-file), not an outage.
                 let (kind, problem) = if cause.contains("certificate") {
@@ -481,21 +481,6 @@ impl HttpClient for ProxyHttpClient {
                 ))
             })
     }
-}
-
-/// The innermost cause of an error (a refused connection, a certificate the TLS name does not
-/// match, a timeout): the part worth showing within [`echo`]'s cut.
-pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(e) = current {
-        let part = e.to_string();
-        if !part.is_empty() {
-            text = part;
-        }
-        current = e.source();
-    }
-    text
 }
 
 /// The proxy options from flags: `--token-proxy-url` (default [`DEFAULT_TOKEN_PROXY_URL`]),
