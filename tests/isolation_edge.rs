@@ -291,8 +291,11 @@ async fn flood_above_the_total_cap() {
         provider.open_fds()
     );
     assert!(held_long <= 32, "{held_long} connections held past the cap");
-    // The cap's worth of connections, the probes' and the gRPC side's own.
-    assert!(peak <= fds_before + 32 + 8, "peak descriptors {peak}");
+    // The cap's worth of connections, the probes' and the gRPC side's own, plus connections
+    // accepted and being refused or displaced at the sampling instant: on a loaded 2-core machine
+    // that transient has reached about 50 (peaks of 58 and 85 seen while other builds ran), so the
+    // bound is well under the flood's 200 but not tight.
+    assert!(peak <= fds_before + 32 + 64, "peak descriptors {peak}");
     let fds_after = settled_fds(&provider, fds_before + 4);
     assert!(
         fds_after <= fds_before + 4,
