@@ -4,7 +4,7 @@
 //! Hand-over: a socket that still answers belongs to a live provider (the previous pod of a
 //! rolling update, or another provider on the same path, such as the AKS add-on's); it is never
 //! deleted. [`wait_for_handover`] waits, bounded and logged, until it stops answering, and only
-//! then is it replaced; at exit the file is removed only if it is still ours (same inode).
+//! then is it replaced; at exit the file is removed only if it is still ours (same inode and change time).
 //!
 //! The driver's only protection is the file mode of this socket (the provider API has no
 //! authentication), so the socket is bound under `umask(0o077)` — as the Go provider does — and
@@ -30,19 +30,31 @@ const BIND_UMASK: libc::mode_t = 0o077;
 /// Serialises our own binds: the umask is per process.
 static UMASK_LOCK: Mutex<()> = Mutex::new(());
 
-/// The socket file we created; dropping it removes the file if it is still ours (same inode), so
-/// a newer instance that already replaced it keeps its socket.
+/// The socket file we created; dropping it removes the file if it is still ours, so a newer
+/// instance that already replaced it keeps its socket.
+///
+/// "Ours" is the same device, inode *and* change time (to the nanosecond, read after our chmod):
+/// a successor removes our file and binds its own at once, and file systems hand the freed inode
+/// number straight to the new file (seen on the CI machine), so the inode alone can call the
+/// successor's socket ours.
 #[derive(Debug)]
 pub(super) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    ctime: (i64, i64),
+}
+
+impl SocketFile {
+    fn is(&self, m: &fs::Metadata) -> bool {
+        m.dev() == self.dev && m.ino() == self.ino && (m.ctime(), m.ctime_nsec()) == self.ctime
+    }
 }
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
         match fs::symlink_metadata(&self.path) {
-            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => {
+            Ok(m) if self.is(&m) => {
                 if let Err(e) = fs::remove_file(&self.path) {
                     tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the socket file");
                 }
@@ -116,13 +128,14 @@ pub(super) async fn bind(path: &Path) -> Result<(UnixListener, SocketFile), Serv
         endpoint: display(path),
         source,
     })?;
-    let file = SocketFile::inspect(path)?;
     fs::set_permissions(path, fs::Permissions::from_mode(SOCKET_MODE)).map_err(|source| {
         ServerError::Permissions {
             path: path.to_owned(),
             source,
         }
     })?;
+    // After the chmod, which changes the file's ctime.
+    let file = SocketFile::inspect(path)?;
     Ok((listener, file))
 }
 
@@ -136,6 +149,7 @@ impl SocketFile {
             path: path.to_owned(),
             dev: m.dev(),
             ino: m.ino(),
+            ctime: (m.ctime(), m.ctime_nsec()),
         })
     }
 }
@@ -205,5 +219,35 @@ impl Drop for UmaskGuard {
     fn drop(&mut self) {
         // SAFETY: as in `set`.
         unsafe { libc::umask(self.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A successor's socket that got our freed inode number is not ours: only a file with our
+    /// inode and our change time is removed.
+    #[tokio::test]
+    async fn a_reused_inode_number_is_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("azure.sock");
+        let (listener, ours) = bind(&path).await.unwrap();
+        drop(listener);
+        fs::remove_file(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let (_successor, theirs) = bind(&path).await.unwrap();
+        // Ours as it would look had the file system handed the successor our inode number.
+        let reused = SocketFile {
+            path: path.clone(),
+            dev: theirs.dev,
+            ino: theirs.ino,
+            ctime: ours.ctime,
+        };
+        std::mem::forget(ours);
+        drop(reused);
+        assert!(path.exists(), "the successor's socket was removed");
+        drop(theirs);
+        assert!(!path.exists(), "the successor removes its own socket");
     }
 }
